@@ -1,0 +1,171 @@
+"""The SST-2 LoRA pipeline: prepare data, train every config, select, evaluate, write results.
+
+Run ``python flows/full.py --help``.
+"""
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from prefect import flow
+from prefect.runtime import flow_run
+
+import flows._env  # noqa: F401  (must precede the Prefect import)
+from flows._env import PROJECT_ROOT
+from sentiment_lora.config import (
+    DataConfig,
+    GridName,
+    LoraHyperparams,
+    Profile,
+    TrainConfig,
+    build_pipeline_config,
+    default_profile,
+    resolve_path,
+)
+from sentiment_lora.paths import new_run_id
+from tasks.pipeline_tasks import (
+    evaluate_on_test,
+    prepare_data,
+    select_best_config,
+    train_config,
+    write_results,
+)
+
+
+@flow(name="sst2-lora-pipeline", log_prints=True)
+def sst2_lora_pipeline(
+    profile: Profile = "quick",
+    data: DataConfig | None = None,
+    train: TrainConfig = TrainConfig(),  # noqa: B008 (frozen model: a safe default)
+    grid: list[LoraHyperparams] | None = None,
+    grid_name: GridName | None = None,
+    reports_dir: str = "reports",
+    artifacts_dir: str = "artifacts",
+) -> str:
+    """Fine-tune LoRA configs on SST-2, select the best on validation, evaluate on test.
+
+    Returns the run directory ``reports/<run-id>``.
+    """
+    started = datetime.now(UTC)
+    config = build_pipeline_config(
+        profile,
+        data=data,
+        train=train,
+        grid=grid,
+        grid_name=grid_name,
+        reports_dir=str(resolve_path(reports_dir)),
+        artifacts_dir=str(resolve_path(artifacts_dir)),
+    )
+    prepared = prepare_data(config.data, config.artifacts_dir)
+
+    results = []
+    waves = [
+        config.grid[i : i + config.train.max_parallel]
+        for i in range(0, len(config.grid), config.train.max_parallel)
+    ]
+    for wave in waves:  # at most max_parallel configs train at once
+        futures = [
+            train_config.submit(prepared, hp, config.train, config.artifacts_dir) for hp in wave
+        ]
+        results += [f.result() for f in futures]
+
+    best = select_best_config(results)
+    evaluations = {r.config_name: evaluate_on_test(r, prepared, config.train) for r in results}
+
+    run_id = new_run_id((flow_run.get_id() or "local")[:8])
+    return write_results(
+        run_id=run_id,
+        config=config,
+        prepared=prepared,
+        results=results,
+        best=best,
+        evaluations=evaluations,
+        repo_dir=str(PROJECT_ROOT),
+        extra={
+            "prefect": {"flow_run_id": flow_run.get_id(), "flow_run_name": flow_run.get_name()},
+            "timings": {"started_at": started.isoformat(timespec="seconds")},
+        },
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options of ``python flows/full.py``."""
+    p = argparse.ArgumentParser(
+        description="Fine-tune, select and evaluate LoRA sentiment classifiers on SST-2."
+    )
+    p.add_argument(
+        "--profile",
+        choices=["quick", "full"],
+        default=None,
+        help="quick: CPU-sized subset (default without a GPU); full: all rows (default with one)",
+    )
+    p.add_argument(
+        "--data-dir", default="data/sst2", help="directory with GLUE train.tsv and dev.tsv"
+    )
+    p.add_argument(
+        "--data-source",
+        choices=["local", "hub"],
+        default="local",
+        help="local TSV files or glue/sst2 from the Hugging Face hub",
+    )
+    p.add_argument(
+        "--model",
+        default="embedded",
+        help="'embedded' (all-MiniLM-L6-v2), a local model directory or a hub id",
+    )
+    p.add_argument(
+        "--grid",
+        dest="grid_name",
+        choices=["quick", "lora", "notebook"],
+        default=None,
+        help="named hyperparameter grid (default: the profile's)",
+    )
+    p.add_argument("--max-train-samples", type=int, default=None, help="cap on training rows")
+    p.add_argument(
+        "--max-validation-samples", type=int, default=None, help="cap on validation rows"
+    )
+    p.add_argument("--max-parallel", type=int, default=1, help="configs trained at once")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--reports-dir", default="reports", help="where run directories are written")
+    p.add_argument(
+        "--artifacts-dir", default="artifacts", help="cache of prepared data and adapters"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the options, run the flow, print the run directory."""
+    args = parse_args(argv)
+    profile = args.profile or default_profile()
+    base = build_pipeline_config(profile)
+    caps = {
+        k: v
+        for k, v in {
+            "max_train_samples": args.max_train_samples,
+            "max_validation_samples": args.max_validation_samples,
+        }.items()
+        if v is not None
+    }
+    try:
+        data = base.data.model_copy(
+            update={"data_dir": args.data_dir, "source": args.data_source, **caps}
+        )
+        data = DataConfig.model_validate(data.model_dump())
+        train = TrainConfig(model=args.model, max_parallel=args.max_parallel, device=args.device)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run_dir = sst2_lora_pipeline(
+        profile=profile,
+        data=data,
+        train=train,
+        grid_name=args.grid_name,
+        reports_dir=args.reports_dir,
+        artifacts_dir=args.artifacts_dir,
+    )
+    print(f"results: {run_dir}/fine_tuning_results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

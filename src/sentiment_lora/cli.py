@@ -1,0 +1,109 @@
+"""The ``sentiment-lora`` console command."""
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
+
+from sentiment_lora.paths import LATEST, MODEL_DIR
+
+
+def _read_lines(source: TextIO) -> Iterator[str]:
+    for number, raw in enumerate(source, start=1):
+        line = raw.rstrip("\r\n")
+        if line.strip():
+            yield line
+        elif raw.strip("\r\n"):
+            print(f"warning: line {number} is blank, skipped", file=sys.stderr)
+
+
+def _open_input(path: str) -> TextIO:
+    if path == "-":
+        return open(sys.stdin.fileno(), encoding="utf-8", errors="strict", closefd=False)
+    return open(path, encoding="utf-8", errors="strict")
+
+
+def default_model_dir(reports_dir: Path = Path("reports")) -> Path:
+    """The best model of the newest complete run: ``reports/latest/model``."""
+    return reports_dir / LATEST / MODEL_DIR
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict the sentiment of one sentence per line; write one JSON object per line."""
+    from sentiment_lora.inference import SentimentAnalyzer
+
+    model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    if not model_dir.is_dir():
+        print(
+            f"error: --model-dir: {model_dir} does not exist (run the pipeline first)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with _open_input(args.file) as fh:
+            texts = list(_read_lines(fh))
+    except FileNotFoundError:
+        print(f"error: FILE: {args.file} not found", file=sys.stderr)
+        return 2
+    except UnicodeDecodeError as exc:
+        print(
+            f"error: FILE: {args.file} is not valid UTF-8 ({exc.reason} at byte {exc.start})",
+            file=sys.stderr,
+        )
+        return 2
+    analyzer = SentimentAnalyzer.load(model_dir, batch_size=args.batch_size, device=args.device)
+    out = sys.stdout
+    for text, prediction in zip(texts, analyzer.predict(texts), strict=True):
+        out.write(json.dumps({"text": text, **prediction.model_dump()}, ensure_ascii=False) + "\n")
+    out.flush()
+    return 0
+
+
+def cmd_fetch_data(args: argparse.Namespace) -> int:
+    """Download glue/sst2 from the Hugging Face hub into GLUE TSV files."""
+    from sentiment_lora.data import download_sst2
+
+    out = download_sst2(args.out_dir)
+    print(f"wrote {out}/train.tsv and {out}/dev.tsv")
+    return 0
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser with one sub-command per action."""
+    parser = argparse.ArgumentParser(prog="sentiment-lora", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    predict = sub.add_parser("predict", help="classify sentences, one per line")
+    predict.add_argument("file", help="text file with one sentence per line, or - for stdin")
+    predict.add_argument(
+        "--model-dir", help="a run's model directory (default: reports/latest/model)"
+    )
+    predict.add_argument("--batch-size", type=int, default=64)
+    predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    predict.set_defaults(func=cmd_predict)
+    fetch = sub.add_parser("fetch-data", help="download SST-2 from the Hugging Face hub as TSV")
+    fetch.add_argument("out_dir", help="directory for train.tsv and dev.tsv")
+    fetch.set_defaults(func=cmd_fetch_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sentiment-lora`` command."""
+    args = build_parser().parse_args(argv)
+    _quiet_libraries()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

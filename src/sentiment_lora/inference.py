@@ -1,0 +1,136 @@
+"""Batched inference with a trained (or untrained) sentiment classifier."""
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from peft import PeftModel
+from pydantic import BaseModel, ConfigDict
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from sentiment_lora.data import LABEL_NAMES
+from sentiment_lora.modeling import (
+    load_classifier,
+    load_tokenizer,
+    pick_device,
+    read_model_metadata,
+    resolve_model_source,
+)
+
+
+class Prediction(BaseModel):
+    """One sentence's prediction."""
+
+    model_config = ConfigDict(frozen=True)
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+
+
+class SentimentAnalyzer:
+    """A sentiment classifier ready for batched prediction.
+
+    Use :meth:`load` for a model directory written by the pipeline (a LoRA adapter, merged into
+    the base weights for speed) or :meth:`from_base_model` for an untrained classification head.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "auto",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(
+        cls, model_dir: Path | str, *, batch_size: int = 64, device: str = "auto"
+    ) -> "SentimentAnalyzer":
+        """Load a model directory saved by the pipeline (adapter + tokenizer + metadata)."""
+        model_dir = Path(model_dir)
+        meta = read_model_metadata(model_dir)
+        base = load_classifier(resolve_model_source(meta["base_model"]))
+        model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
+        tokenizer = load_tokenizer(str(model_dir))
+        return cls(
+            model,
+            tokenizer,
+            max_length=meta.get("max_length", 128),
+            batch_size=batch_size,
+            device=device,
+        )
+
+    @classmethod
+    def from_base_model(
+        cls,
+        model: str,
+        *,
+        seed: int = 42,
+        max_length: int = 128,
+        batch_size: int = 64,
+        device: str = "auto",
+    ) -> "SentimentAnalyzer":
+        """The base model with a freshly initialised (seeded) classification head."""
+        from transformers import set_seed
+
+        set_seed(seed)
+        source = resolve_model_source(model)
+        return cls(
+            load_classifier(source),
+            load_tokenizer(source),
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+        )
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Class probabilities, shape (len(texts), 2). Batches are sorted by length."""
+        texts = list(texts)
+        out = np.zeros((len(texts), len(LABEL_NAMES)), dtype=np.float64)
+        if not texts:
+            return out
+        lengths = [
+            len(ids)
+            for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)[
+                "input_ids"
+            ]
+        ]
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
+            logits = self.model(**batch).logits.float()
+            out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        return out
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label, confidence and both probabilities for each text."""
+        probs = self.predict_proba(texts)
+        results = []
+        for row in probs:
+            best = int(row.argmax())
+            results.append(
+                Prediction(
+                    label=LABEL_NAMES[best],
+                    confidence=float(row[best]),
+                    probabilities={name: float(row[i]) for i, name in enumerate(LABEL_NAMES)},
+                )
+            )
+        return results

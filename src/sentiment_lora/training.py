@@ -1,0 +1,285 @@
+"""LoRA fine-tuning of one grid config with the Hugging Face Trainer."""
+
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset
+from pydantic import BaseModel, ConfigDict
+from transformers import (
+    DataCollatorWithPadding,
+    EvalPrediction,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    set_seed,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from sentiment_lora.config import LoraHyperparams, TrainConfig
+from sentiment_lora.data import LABEL_NAMES, PreparedData, read_split
+from sentiment_lora.evaluation import ACCURACY, F1_MACRO, classification_metrics
+from sentiment_lora.modeling import (
+    EMBEDDED,
+    add_lora,
+    count_parameters,
+    load_classifier,
+    load_tokenizer,
+    pick_device,
+    resolve_model_source,
+    write_model_metadata,
+)
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"
+CHECKPOINT_DIR = "checkpoints"
+
+
+class EpochRecord(BaseModel):
+    """Losses and validation metrics at the end of one epoch."""
+
+    model_config = ConfigDict(frozen=True)
+    epoch: float
+    step: int
+    train_loss: float | None
+    eval_loss: float
+    eval_accuracy: float
+    eval_f1_macro: float
+
+
+class TrainingResult(BaseModel):
+    """What one config's training produced (small: paths and numbers)."""
+
+    model_config = ConfigDict(frozen=True)
+    config_name: str
+    hyperparams: LoraHyperparams
+    adapter_dir: str
+    validation_metrics: dict[str, float]
+    history: list[EpochRecord]
+    best_epoch: float
+    train_seconds: float
+    train_examples: int
+    examples_per_second: float
+    trainable_parameters: int
+    total_parameters: int
+    target_modules: list[str]
+    device: str
+    resumed_from_checkpoint: bool
+
+
+def _tokenize(frame_path: str, tokenizer, max_length: int) -> Dataset:
+    frame = read_split(frame_path)
+    ds = Dataset.from_pandas(frame, preserve_index=False)
+
+    def encode(batch: dict) -> dict:
+        enc = tokenizer(batch["sentence"], truncation=True, max_length=max_length)
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    ds = ds.map(encode, batched=True, remove_columns=["sentence"])
+    return ds.rename_column("label", "labels")
+
+
+def _compute_metrics(pred: EvalPrediction) -> dict[str, float]:
+    logits = np.asarray(pred.predictions)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    prob_positive = (shifted / shifted.sum(axis=1, keepdims=True))[:, 1]
+    metrics = classification_metrics(np.asarray(pred.label_ids), prob_positive)
+    return {ACCURACY: metrics.accuracy, F1_MACRO: metrics.f1_macro}
+
+
+class ProgressLogger(TrainerCallback):
+    """Logs one progress line per ~10% of training and one per evaluation."""
+
+    def __init__(self, name: str, batch_size: int) -> None:
+        self.name, self.batch_size = name, batch_size
+        self._next, self._start = 0.0, time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
+        fraction = state.global_step / max(state.max_steps, 1)
+        if fraction >= self._next:
+            elapsed = time.monotonic() - self._start
+            rate = state.global_step * self.batch_size / max(elapsed, 1e-9)
+            eta = elapsed / max(fraction, 1e-9) - elapsed
+            loss = next((h["loss"] for h in reversed(state.log_history) if "loss" in h), None)
+            log.info(
+                "[%s] step %d/%d (%3.0f%%) epoch %.2f loss %s %.1f ex/s eta %.0fs",
+                self.name,
+                state.global_step,
+                state.max_steps,
+                100 * fraction,
+                state.epoch or 0,
+                f"{loss:.4f}" if loss is not None else "-",
+                rate,
+                eta,
+            )
+            self._next = fraction + 0.1
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):  # noqa: D102
+        metrics = metrics or {}
+        log.info(
+            "[%s] epoch %.2f validation accuracy %.4f macro-F1 %.4f",
+            self.name,
+            state.epoch or 0,
+            metrics.get(f"eval_{ACCURACY}", float("nan")),
+            metrics.get(f"eval_{F1_MACRO}", float("nan")),
+        )
+
+
+def _history(log_history: list[dict]) -> list[EpochRecord]:
+    """One record per evaluation; train_loss is the mean of the losses logged since the last."""
+    records, losses = [], []
+    for entry in log_history:
+        if "loss" in entry:
+            losses.append(float(entry["loss"]))
+        if f"eval_{ACCURACY}" in entry:
+            records.append(
+                EpochRecord(
+                    epoch=float(entry["epoch"]),
+                    step=int(entry["step"]),
+                    train_loss=sum(losses) / len(losses) if losses else None,
+                    eval_loss=float(entry["eval_loss"]),
+                    eval_accuracy=float(entry[f"eval_{ACCURACY}"]),
+                    eval_f1_macro=float(entry[f"eval_{F1_MACRO}"]),
+                )
+            )
+            losses = []
+    return records
+
+
+def train_lora(
+    prepared: PreparedData,
+    hp: LoraHyperparams,
+    train: TrainConfig,
+    output_dir: Path | str,
+) -> TrainingResult:
+    """Fine-tune a fresh copy of the base model with LoRA per ``hp``; save the best adapter.
+
+    Evaluates on the validation split every epoch and keeps the best epoch by macro-F1. If
+    ``output_dir`` holds a checkpoint of an interrupted run, training resumes from it.
+    """
+    output_dir = Path(output_dir)
+    device = pick_device(train.device)
+    source = resolve_model_source(train.model)
+    set_seed(train.seed)
+    tokenizer = load_tokenizer(source)
+    model = add_lora(load_classifier(source), hp)  # always a fresh base model per config
+    trainable, total = count_parameters(model)
+    train_ds = _tokenize(prepared.train_path, tokenizer, train.max_length)
+    val_ds = _tokenize(prepared.validation_path, tokenizer, train.max_length)
+
+    checkpoints = output_dir / CHECKPOINT_DIR
+    args = TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=hp.batch_size,
+        per_device_eval_batch_size=train.eval_batch_size,
+        num_train_epochs=hp.epochs,
+        learning_rate=hp.learning_rate,
+        weight_decay=hp.weight_decay,
+        warmup_steps=hp.warmup_ratio,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        save_total_limit=2,
+        load_best_model_at_end=True,
+        metric_for_best_model=F1_MACRO,
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=max(1, math.ceil(len(train_ds) / hp.batch_size) // 10),  # ~10 per epoch
+        train_sampling_strategy="group_by_length" if train.group_by_length else "random",
+        seed=train.seed,
+        data_seed=train.seed,
+        use_cpu=device.type == "cpu",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=_compute_metrics,
+        callbacks=[ProgressLogger(hp.name, hp.batch_size)],
+    )
+    trainer.remove_callback(PrinterCallback)  # ProgressLogger reports instead of raw dicts
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    log.info(
+        "[%s] training %d examples x %d epochs on %s (lr %g, r %d, alpha %g, %d trainable)%s",
+        hp.name,
+        len(train_ds),
+        hp.epochs,
+        device,
+        hp.learning_rate,
+        hp.lora_r,
+        hp.lora_alpha,
+        trainable,
+        f", resuming from {last}" if last else "",
+    )
+    started = time.monotonic()
+    trainer.train(resume_from_checkpoint=last)
+    seconds = time.monotonic() - started
+
+    history = _history(trainer.state.log_history)
+    best = max(history, key=lambda r: (r.eval_f1_macro, r.eval_accuracy))
+    adapter_dir = output_dir / ADAPTER_DIR
+    tmp_dir = output_dir / f".{ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    trainer.model.save_pretrained(tmp_dir, safe_serialization=True)
+    tokenizer.save_pretrained(tmp_dir)
+    targets = sorted(trainer.model.peft_config["default"].target_modules)
+    write_model_metadata(
+        tmp_dir,
+        {
+            "base_model": train.model if train.model == EMBEDDED else source,
+            "label_names": list(LABEL_NAMES),
+            "max_length": train.max_length,
+            "config_name": hp.name,
+            "hyperparams": hp.model_dump(),
+            "target_modules": targets,
+        },
+    )
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    tmp_dir.replace(adapter_dir)
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter holds the best epoch
+    examples = len(train_ds) * hp.epochs
+    return TrainingResult(
+        config_name=hp.name,
+        hyperparams=hp,
+        adapter_dir=str(adapter_dir),
+        validation_metrics={
+            ACCURACY: best.eval_accuracy,
+            F1_MACRO: best.eval_f1_macro,
+            "loss": best.eval_loss,
+        },
+        history=history,
+        best_epoch=best.epoch,
+        train_seconds=round(seconds, 2),
+        train_examples=len(train_ds),
+        examples_per_second=round(examples / max(seconds, 1e-9), 2),
+        trainable_parameters=trainable,
+        total_parameters=total,
+        target_modules=targets,
+        device=str(device),
+        resumed_from_checkpoint=last is not None,
+    )
+
+
+def select_best(results: list[TrainingResult]) -> TrainingResult:
+    """Best config by validation macro-F1, then accuracy, then fewer trainable parameters."""
+    if not results:
+        raise ValueError("results: no trained configs to select from")
+    return max(
+        results,
+        key=lambda r: (
+            r.validation_metrics[F1_MACRO],
+            r.validation_metrics[ACCURACY],
+            -r.trainable_parameters,
+        ),
+    )

@@ -1,0 +1,63 @@
+"""Cache keys for the pipeline's tasks: content of the inputs plus the version of the code.
+
+Each key is built from what the task's result really depends on: data content hashes, the
+parameters that change the result, the model's identity and a hash of all of
+``src/sentiment_lora`` (so a change to the logic a task calls invalidates it, not only a change
+to the task's own body). Output directories in the artifacts root are named by the same keys.
+"""
+
+from typing import Any
+
+from prefect.context import TaskRunContext
+
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.data import PreparedData, source_fingerprint
+from sentiment_lora.fingerprint import code_version, fingerprint
+from sentiment_lora.modeling import model_fingerprint
+
+# Fields of TrainConfig that do not change a trained model.
+_RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
+
+
+def data_key(config: DataConfig) -> str:
+    """Key of a prepared dataset: data config (not its path) + source file hashes + code."""
+    return fingerprint(
+        "data",
+        config.model_dump_json(exclude={"data_dir"}),
+        source_fingerprint(config),
+        code_version(),
+    )
+
+
+def training_key(prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig) -> str:
+    """Key of one trained config: data + hyperparameters + model + training settings + code."""
+    return fingerprint(
+        "train",
+        prepared.fingerprint,
+        hp.model_dump_json(),
+        train.model_dump_json(exclude=_RUNTIME_ONLY),
+        model_fingerprint(train.model),
+        code_version(),
+    )
+
+
+def prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the data task."""
+    return data_key(parameters["config"])
+
+
+def train_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the training task."""
+    return training_key(parameters["prepared"], parameters["hp"], parameters["train"])
+
+
+def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for test evaluation: the trained model's key + the test split + code."""
+    result = parameters["result"]
+    return fingerprint(
+        "evaluate",
+        result.adapter_dir,
+        parameters["prepared"].fingerprint,
+        parameters["train"].max_length,
+        code_version(),
+    )

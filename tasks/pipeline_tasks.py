@@ -1,0 +1,148 @@
+"""Thin Prefect tasks: each calls one or two functions of ``sentiment_lora``.
+
+Caching, retries and logging live here; the logic lives in ``src/sentiment_lora``.
+"""
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.logging import get_run_logger
+
+from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
+from sentiment_lora.data import PreparedData, prepare_sst2, read_split
+from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
+from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.summary import (
+    build_summary,
+    environment_info,
+    test_predictions_frame,
+    write_run,
+)
+from sentiment_lora.training import TrainingResult, select_best, train_lora
+from tasks.caching import (
+    data_key,
+    evaluate_cache_key,
+    prepare_cache_key,
+    train_cache_key,
+    training_key,
+)
+
+_CACHED = {"persist_result": True, "cache_expiration": None}
+
+
+@task(
+    name="prepare-data", cache_key_fn=prepare_cache_key, retries=1, retry_delay_seconds=5, **_CACHED
+)
+def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
+    """Validate, clean and split SST-2 into the artifacts root."""
+    prepared = prepare_sst2(config, Path(artifacts_dir) / "data" / data_key(config))
+    get_run_logger().info("data: %s", prepared.counts)
+    return prepared
+
+
+@task(
+    name="train-config",
+    task_run_name="train-{hp.name}",
+    cache_key_fn=train_cache_key,
+    retries=1,
+    retry_delay_seconds=10,
+    **_CACHED,
+)
+def train_config(
+    prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
+) -> TrainingResult:
+    """Fine-tune one grid config (resuming from its checkpoint after a crash)."""
+    out = Path(artifacts_dir) / "train" / training_key(prepared, hp, train)
+    result = train_lora(prepared, hp, train, out)
+    get_run_logger().info(
+        "[%s] validation accuracy %.4f, macro-F1 %.4f in %.0fs",
+        hp.name,
+        result.validation_metrics["accuracy"],
+        result.validation_metrics["f1_macro"],
+        result.train_seconds,
+    )
+    return result
+
+
+@task(
+    name="evaluate-on-test",
+    task_run_name="evaluate-{result.config_name}",
+    cache_key_fn=evaluate_cache_key,
+    **_CACHED,
+)
+def evaluate_on_test(
+    result: TrainingResult, prepared: PreparedData, train: TrainConfig
+) -> Evaluation:
+    """Evaluate one trained config on the test split."""
+    test = read_split(prepared.test_path)
+    analyzer = SentimentAnalyzer.load(
+        result.adapter_dir, batch_size=train.eval_batch_size, device=train.device
+    )
+    probs = analyzer.predict_proba(test["sentence"].tolist())[:, 1]
+    evaluation = evaluate_probabilities(result.config_name, test["label"].tolist(), probs)
+    get_run_logger().info(
+        "[%s] test accuracy %.4f, macro-F1 %.4f",
+        result.config_name,
+        evaluation.metrics.accuracy,
+        evaluation.metrics.f1_macro,
+    )
+    return evaluation
+
+
+@task(name="select-best")
+def select_best_config(results: list[TrainingResult]) -> TrainingResult:
+    """Pick the best config on validation metrics."""
+    best = select_best(results)
+    get_run_logger().info(
+        "best config: %s (validation macro-F1 %.4f)",
+        best.config_name,
+        best.validation_metrics["f1_macro"],
+    )
+    return best
+
+
+@task(name="write-results")
+def write_results(
+    *,
+    run_id: str,
+    config: PipelineConfig,
+    prepared: PreparedData,
+    results: list[TrainingResult],
+    best: TrainingResult,
+    evaluations: dict[str, Evaluation],
+    repo_dir: str,
+    extra: dict[str, Any],
+) -> str:
+    """Write ``reports/<run-id>/`` (JSON summary, best model, predictions) and move ``latest``."""
+    summary = build_summary(
+        run_id=run_id,
+        config=config,
+        prepared=prepared,
+        results=results,
+        best=best,
+        test_evaluations=evaluations,
+        environment=environment_info(config, prepared, repo_dir=Path(repo_dir)),
+        extra=extra,
+    )
+    run_dir = write_run(
+        reports_dir=Path(config.reports_dir),
+        run_id=run_id,
+        summary=summary,
+        best_adapter_dir=Path(best.adapter_dir),
+        predictions=test_predictions_frame(prepared, evaluations),
+    )
+    metrics = summary["test_metrics"]
+    create_markdown_artifact(
+        key="sst2-run-summary",
+        description=f"Run {run_id}",
+        markdown=(
+            f"# Run `{run_id}`\n\n| | |\n|---|---|\n| best config | `{best.config_name}` |\n"
+            f"| test accuracy | {metrics['accuracy']:.4f} |\n"
+            f"| test macro-F1 | {metrics['f1_macro']:.4f} |\n"
+            f"| results | `{run_dir}` |\n"
+        ),
+    )
+    get_run_logger().info("wrote %s", run_dir)
+    return str(run_dir)

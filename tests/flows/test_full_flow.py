@@ -1,0 +1,104 @@
+"""End to end: the pipeline flow on a subset of the real SST-2 with the embedded model."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.full import sst2_lora_pipeline
+from sentiment_lora.config import DataConfig, LoraHyperparams
+from sentiment_lora.inference import SentimentAnalyzer
+
+GRID = [
+    LoraHyperparams(name="lr1e-3-r8", learning_rate=1e-3, epochs=1, lora_r=8, lora_alpha=32),
+    LoraHyperparams(name="lr2e-3-r4", learning_rate=2e-3, epochs=1, lora_r=4, lora_alpha=16),
+]
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _task_states(flow_run_id) -> dict[str, str]:
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return {run.name: run.state.name for run in runs}
+
+
+def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
+    state = sst2_lora_pipeline(
+        profile="quick",
+        data=DataConfig(data_dir=str(sst2_dir), max_train_samples=1500, max_validation_samples=300),
+        grid=grid,
+        reports_dir=str(tmp / "reports"),
+        artifacts_dir=str(tmp / "artifacts"),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    return Path(state.result()), _task_states(state.state_details.flow_run_id)
+
+
+@pytest.mark.slow
+def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir, tmp_path) -> None:
+    run_dir, states = _run(tmp_path, sst2_dir, GRID)
+
+    # Outputs and their shape.
+    summary = json.loads(
+        (run_dir / "fine_tuning_results.json").read_text(), parse_constant=pytest.fail
+    )
+    for key in ("data", "hyperparameter_experiments", "best_config", "test_metrics", "environment"):
+        assert key in summary
+    experiments = summary["hyperparameter_experiments"]
+    assert [e["name"] for e in experiments] == ["lr1e-3-r8", "lr2e-3-r4"]
+    for e in experiments:
+        assert e["training_seconds"] > 0 and e["trainable_parameters"] > 0
+        assert {"accuracy", "f1_macro"} <= set(e["validation_metrics"])
+    assert summary["data"]["counts"]["test"] == 872
+    assert summary["environment"]["data_hashes"]["dev.tsv"].startswith("54a9c12c")
+    assert summary["environment"]["packages"]["peft"]
+    assert (tmp_path / "reports" / "latest").resolve() == run_dir.resolve()
+    assert all(
+        not (isinstance(v, float) and math.isnan(v))
+        for v in summary["test_metrics"].values()
+        if isinstance(v, float)
+    )
+
+    # Real learning: far above the 0.51 majority class on validation and on the 872 test rows.
+    best = next(e for e in experiments if e["name"] == summary["best_config"]["name"])
+    assert best["validation_metrics"]["accuracy"] >= 0.75
+    assert summary["test_metrics"]["accuracy"] >= 0.72
+    assert summary["test_metrics"]["auc_roc"] >= 0.8
+
+    # The saved model predicts like the pipeline's evaluation did.
+    analyzer = SentimentAnalyzer.load(run_dir / "model")
+    preds = analyzer.predict(["a gorgeous , witty , seductive movie .", "a dull , lifeless mess ."])
+    assert [p.label for p in preds] == ["positive", "negative"]
+    assert all(state == "Completed" for state in states.values())
+
+    # Second identical run: every data, training and evaluation task comes from the cache.
+    run_dir2, states2 = _run(tmp_path, sst2_dir, GRID)
+    assert run_dir2 != run_dir
+    cached = {
+        name: state
+        for name, state in states2.items()
+        if name.startswith(("prepare", "train", "evaluate"))
+    }
+    assert len(cached) == 5 and set(cached.values()) == {"Cached"}, states2
+    summary2 = json.loads((run_dir2 / "fine_tuning_results.json").read_text())
+    assert summary2["test_metrics"] == summary["test_metrics"]
+
+    # Changing one config's learning rate retrains (and re-evaluates) only that config.
+    changed = [GRID[0], GRID[1].model_copy(update={"learning_rate": 1.5e-3})]
+    _, states3 = _run(tmp_path, sst2_dir, changed)
+    assert states3["train-lr1e-3-r8"] == "Cached"
+    assert states3["train-lr2e-3-r4"] == "Completed"
+    assert states3["evaluate-lr1e-3-r8"] == "Cached"
+    assert states3["evaluate-lr2e-3-r4"] == "Completed"

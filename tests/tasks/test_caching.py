@@ -1,0 +1,59 @@
+"""Cache keys change when what a result depends on changes, and only then."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sentiment_lora import fingerprint as fp
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.data import prepare_sst2
+from tasks.caching import data_key, training_key
+
+HP = LoraHyperparams(name="a", learning_rate=1e-3, epochs=1)
+
+
+@pytest.fixture
+def prepared(tiny_sst2: Path, tmp_path: Path):
+    return prepare_sst2(DataConfig(data_dir=str(tiny_sst2)), tmp_path / "prep")
+
+
+def test_data_key_follows_content_not_path(tiny_sst2: Path, tmp_path: Path) -> None:
+    key = data_key(DataConfig(data_dir=str(tiny_sst2)))
+    copy = shutil.copytree(tiny_sst2, tmp_path / "copy")
+    assert data_key(DataConfig(data_dir=str(copy))) == key
+    assert data_key(DataConfig(data_dir=str(tiny_sst2), min_words=2)) != key
+    with open(copy / "train.tsv", "a") as fh:
+        fh.write("one more good row\t1\n")
+    assert data_key(DataConfig(data_dir=str(copy))) != key
+
+
+def test_training_key_changes_with_hyperparams_model_and_data(
+    prepared, tiny_sst2, tmp_path
+) -> None:
+    train = TrainConfig()
+    key = training_key(prepared, HP, train)
+    assert training_key(prepared, HP, train) == key
+    assert training_key(prepared, HP.model_copy(update={"learning_rate": 2e-3}), train) != key
+    assert training_key(prepared, HP.model_copy(update={"lora_r": 16}), train) != key
+    assert training_key(prepared, HP, TrainConfig(seed=1)) != key
+    assert training_key(prepared, HP, TrainConfig(max_length=64)) != key
+    other = prepare_sst2(DataConfig(data_dir=str(tiny_sst2), seed=7), tmp_path / "other")
+    assert training_key(other, HP, train) != key
+
+
+def test_runtime_only_settings_do_not_change_the_key(prepared) -> None:
+    key = training_key(prepared, HP, TrainConfig())
+    assert training_key(prepared, HP, TrainConfig(max_parallel=3, eval_batch_size=8)) == key
+
+
+def test_code_change_in_src_changes_keys(prepared, monkeypatch) -> None:
+    key = training_key(prepared, HP, TrainConfig())
+    monkeypatch.setattr("tasks.caching.code_version", lambda: "edited")
+    assert training_key(prepared, HP, TrainConfig()) != key
+
+
+def test_code_version_hashes_the_package_sources() -> None:
+    fp.code_version.cache_clear()
+    first = fp.code_version()
+    assert len(first) == 16 and first == fp.code_version()

@@ -1,0 +1,100 @@
+"""Model resolution, LoRA targets and the DistilBERT path (tiny random DistilBERT)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.data import prepare_sst2
+from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.modeling import (
+    ModelLoadError,
+    add_lora,
+    count_parameters,
+    load_classifier,
+    model_type_of,
+    resolve_lora_targets,
+    resolve_model_source,
+)
+from sentiment_lora.training import train_lora
+
+
+def test_peft_defaults_per_architecture() -> None:
+    assert resolve_lora_targets("bert") == ["query", "value"]
+    assert resolve_lora_targets("distilbert") == ["q_lin", "v_lin"]
+    assert resolve_lora_targets("roberta") == ["query", "value"]
+    assert resolve_lora_targets("bert", ["query", "key", "value"]) == ["query", "key", "value"]
+
+
+def test_unknown_architecture_asks_for_targets() -> None:
+    with pytest.raises(ModelLoadError, match="target_modules"):
+        resolve_lora_targets("my-new-arch")
+
+
+def test_model_source_resolution(tmp_path: Path) -> None:
+    assert Path(resolve_model_source("embedded"), "config.json").is_file()
+    assert resolve_model_source("distilbert-base-uncased") == "distilbert-base-uncased"
+    with pytest.raises(ModelLoadError, match="not a model directory"):
+        resolve_model_source(str(tmp_path))
+    with pytest.raises(ModelLoadError, match="neither"):
+        resolve_model_source("./no/such/dir")
+
+
+def test_embedded_model_is_bert_with_query_value_lora() -> None:
+    source = resolve_model_source("embedded")
+    assert model_type_of(source) == "bert"
+    model = add_lora(
+        load_classifier(source), LoraHyperparams(name="t", learning_rate=1e-3, epochs=1)
+    )
+    trainable, total = count_parameters(model)
+    assert 22_000_000 < total < 23_500_000
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("query.lora_A" in n for n in names) and any("value.lora_B" in n for n in names)
+    assert not any("key.lora" in n for n in names)
+    assert any("classifier" in n for n in names)
+    # r=8 on 6 layers x (query, value) of 384x384, plus the 2x384 head
+    assert trainable == 6 * 2 * (8 * 384 * 2) + (384 * 2 + 2)
+
+
+def test_pickle_only_checkpoint_is_refused(tmp_path: Path, tiny_distilbert_dir: Path) -> None:
+    from transformers import DistilBertModel
+
+    model = DistilBertModel.from_pretrained(tiny_distilbert_dir)
+    model.config.save_pretrained(tmp_path)
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle checkpoint
+    with pytest.raises(ModelLoadError, match="safetensors"):
+        load_classifier(str(tmp_path))
+
+
+def test_distilbert_trains_saves_and_reloads(
+    tiny_sst2: Path, tiny_distilbert_dir: Path, tmp_path: Path
+) -> None:
+    prepared = prepare_sst2(
+        DataConfig(data_dir=str(tiny_sst2), validation_fraction=0.25), tmp_path / "data"
+    )
+    hp = LoraHyperparams(name="tiny", learning_rate=5e-3, epochs=2, batch_size=8)
+    result = train_lora(
+        prepared, hp, TrainConfig(model=str(tiny_distilbert_dir), max_length=32), tmp_path / "run"
+    )
+
+    assert result.target_modules == ["q_lin", "v_lin"]
+    assert [r.epoch for r in result.history] == [1.0, 2.0]
+    assert result.history[-1].train_loss is not None
+    adapter = Path(result.adapter_dir)
+    assert (adapter / "adapter_model.safetensors").is_file()
+    assert not list(adapter.glob("*.bin"))
+    assert json.loads((adapter / "adapter_config.json").read_text())["target_modules"] in (
+        ["q_lin", "v_lin"],
+        ["v_lin", "q_lin"],
+    )
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+    analyzer = SentimentAnalyzer.load(adapter)
+    texts = ["a delight from start to finish", "boring"]
+    probs = analyzer.predict_proba(texts)
+    assert probs.shape == (2, 2)
+    assert torch.allclose(torch.tensor(probs.sum(axis=1)), torch.ones(2, dtype=torch.float64))
+    # The reloaded model is the trained one: same outputs as the in-training copy would give twice.
+    assert (SentimentAnalyzer.load(adapter).predict_proba(texts) == probs).all()
