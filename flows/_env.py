@@ -5,6 +5,7 @@ and reuses a local Prefect server on 127.0.0.1:4200 when one is running (saving 
 ephemeral server costs each process). Values already set in the environment win.
 """
 
+import logging
 import os
 import urllib.request
 import warnings
@@ -40,6 +41,9 @@ def apply_defaults() -> None:
         os.environ.setdefault(key, value)
     if "PREFECT_API_URL" not in os.environ and _local_server_up():
         os.environ["PREFECT_API_URL"] = LOCAL_API
+    # Prefect copies its handlers to extra loggers but not a level: without this the
+    # per-config progress lines (INFO) would be dropped by the root logger's WARNING level.
+    logging.getLogger("sentiment_lora").setLevel(logging.INFO)
 
 
 apply_defaults()

@@ -17,12 +17,21 @@ from sentiment_lora.config import (
     GridName,
     LoraHyperparams,
     Profile,
+    StatsConfig,
     TrainConfig,
     build_pipeline_config,
     default_profile,
     resolve_path,
 )
 from sentiment_lora.paths import new_run_id
+from sentiment_lora.summary import evidence_sections
+from tasks.evidence_tasks import (
+    calibration,
+    error_analysis,
+    evaluate_baselines_task,
+    predict_validation,
+    statistical_tests,
+)
 from tasks.pipeline_tasks import (
     evaluate_on_test,
     prepare_data,
@@ -32,13 +41,14 @@ from tasks.pipeline_tasks import (
 )
 
 
-@flow(name="sst2-lora-pipeline", log_prints=True)
+@flow(name="sst2-lora-pipeline")
 def sst2_lora_pipeline(
     profile: Profile = "quick",
     data: DataConfig | None = None,
     train: TrainConfig = TrainConfig(),  # noqa: B008 (frozen model: a safe default)
     grid: list[LoraHyperparams] | None = None,
     grid_name: GridName | None = None,
+    stats: StatsConfig = StatsConfig(),  # noqa: B008 (frozen model: a safe default)
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
 ) -> str:
@@ -53,6 +63,7 @@ def sst2_lora_pipeline(
         train=train,
         grid=grid,
         grid_name=grid_name,
+        stats=stats,
         reports_dir=str(resolve_path(reports_dir)),
         artifacts_dir=str(resolve_path(artifacts_dir)),
     )
@@ -71,6 +82,16 @@ def sst2_lora_pipeline(
 
     best = select_best_config(results)
     evaluations = {r.config_name: evaluate_on_test(r, prepared, config.train) for r in results}
+    best_test = evaluations[best.config_name]
+
+    baselines = evaluate_baselines_task(prepared, config.train)
+    validation = predict_validation(best, prepared, config.train)
+    evidence = evidence_sections(
+        baselines=baselines,
+        tests=statistical_tests(best_test, baselines, evaluations, config.stats),
+        calibration=calibration(validation, best_test, config.stats),
+        errors=error_analysis(prepared, best_test, config.stats),
+    )
 
     run_id = new_run_id((flow_run.get_id() or "local")[:8])
     return write_results(
@@ -80,8 +101,10 @@ def sst2_lora_pipeline(
         results=results,
         best=best,
         evaluations=evaluations,
+        baselines=baselines,
         repo_dir=str(PROJECT_ROOT),
         extra={
+            **evidence,
             "prefect": {"flow_run_id": flow_run.get_id(), "flow_run_name": flow_run.get_name()},
             "timings": {"started_at": started.isoformat(timespec="seconds")},
         },

@@ -9,6 +9,7 @@ to the task's own body). Output directories in the artifacts root are named by t
 from typing import Any
 
 from prefect.context import TaskRunContext
+from pydantic import BaseModel
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.data import PreparedData, source_fingerprint
@@ -59,5 +60,48 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
         result.adapter_dir,
         parameters["prepared"].fingerprint,
         parameters["train"].max_length,
+        code_version(),
+    )
+
+
+def validation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for validation predictions of a trained config."""
+    return fingerprint(
+        "validate",
+        parameters["result"].adapter_dir,
+        parameters["prepared"].fingerprint,
+        parameters["train"].max_length,
+        code_version(),
+    )
+
+
+def baselines_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the baselines: data, model identity, seed, length, code."""
+    train: TrainConfig = parameters["train"]
+    return fingerprint(
+        "baselines",
+        parameters["prepared"].fingerprint,
+        model_fingerprint(train.model),
+        train.seed,
+        train.max_length,
+        code_version(),
+    )
+
+
+def _stable(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k!r}:{_stable(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_stable(v) for v in value) + "]"
+    return repr(value)
+
+
+def inputs_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for analysis tasks: the task's name, its inputs' content and code."""
+    return fingerprint(
+        context.task.name,
+        *(f"{name}={_stable(value)}" for name, value in sorted(parameters.items())),
         code_version(),
     )

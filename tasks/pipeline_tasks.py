@@ -112,6 +112,7 @@ def write_results(
     results: list[TrainingResult],
     best: TrainingResult,
     evaluations: dict[str, Evaluation],
+    baselines: dict[str, Evaluation],
     repo_dir: str,
     extra: dict[str, Any],
 ) -> str:
@@ -131,7 +132,7 @@ def write_results(
         run_id=run_id,
         summary=summary,
         best_adapter_dir=Path(best.adapter_dir),
-        predictions=test_predictions_frame(prepared, evaluations),
+        predictions=test_predictions_frame(prepared, {**evaluations, **baselines}),
     )
     metrics = summary["test_metrics"]
     create_markdown_artifact(

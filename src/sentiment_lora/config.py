@@ -93,6 +93,26 @@ class TrainConfig(_Frozen):
     )
 
 
+class StatsConfig(_Frozen):
+    """Settings of the statistical tests, calibration and error analysis."""
+
+    alpha: float = Field(0.05, gt=0, lt=1, description="Significance level of every test.")
+    n_resamples: int = Field(2000, ge=100, le=100_000, description="Paired bootstrap resamples.")
+    seed: int = Field(0, description="Seed of the bootstrap and of the error clustering.")
+    ece_bins: int = Field(15, ge=2, le=100, description="Equal-width confidence bins for ECE.")
+    high_confidence: float = Field(
+        0.9, ge=0.5, lt=1, description="Errors above this confidence are listed individually."
+    )
+    cluster_k_min: int = Field(2, ge=2, description="Smallest number of error clusters tried.")
+    cluster_k_max: int = Field(8, ge=2, description="Largest number of error clusters tried.")
+
+    @model_validator(mode="after")
+    def _k_range(self) -> "StatsConfig":
+        if self.cluster_k_max < self.cluster_k_min:
+            raise ValueError("cluster_k_max must be >= cluster_k_min")
+        return self
+
+
 class PipelineConfig(_Frozen):
     """Everything one pipeline run needs, resolved from a profile plus overrides."""
 
@@ -100,6 +120,7 @@ class PipelineConfig(_Frozen):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     grid: list[LoraHyperparams] = Field(..., min_length=1)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
     reports_dir: str = Field("reports", description="Where run directories are written.")
     artifacts_dir: str = Field(
         "artifacts", description="Cache of prepared data and trained adapters, keyed by inputs."
@@ -174,6 +195,7 @@ def build_pipeline_config(
     train: TrainConfig | None = None,
     grid: list[LoraHyperparams] | None = None,
     grid_name: GridName | None = None,
+    stats: StatsConfig | None = None,
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
 ) -> PipelineConfig:
@@ -199,6 +221,7 @@ def build_pipeline_config(
         data=data,
         train=train or TrainConfig(),
         grid=grid,
+        stats=stats or StatsConfig(),
         reports_dir=reports_dir,
         artifacts_dir=artifacts_dir,
     )

@@ -11,9 +11,11 @@ from typing import Any
 import pandas as pd
 import torch
 
+from sentiment_lora.calibration import CalibrationReport
 from sentiment_lora.config import PipelineConfig
 from sentiment_lora.data import PreparedData, read_split
 from sentiment_lora.evaluation import ACCURACY, F1_MACRO, Evaluation
+from sentiment_lora.evidence import ErrorReport, StatisticalTests
 from sentiment_lora.io import atomic_write_json
 from sentiment_lora.paths import MODEL_DIR, RESULTS_FILE, copy_tree_atomic, publish_run, staging_dir
 from sentiment_lora.training import TrainingResult
@@ -169,3 +171,35 @@ def write_run(
     predictions.to_csv(stage / "test_predictions.csv", index=False)
     atomic_write_json(stage / RESULTS_FILE, summary)
     return publish_run(stage, reports_dir, run_id)
+
+
+BASELINE_DESCRIPTIONS = {
+    "pretrained-head": "the base model with its untrained, seeded classification head",
+    "majority": "always the majority class of the training split",
+    "tfidf-logreg": "TF-IDF word 1-2 grams + logistic regression fit on the training split",
+}
+
+
+def evidence_sections(
+    *,
+    baselines: dict[str, Evaluation],
+    tests: StatisticalTests,
+    calibration: CalibrationReport,
+    errors: ErrorReport,
+) -> dict[str, Any]:
+    """The ``baselines``, ``statistical_tests``, ``calibration`` and ``error_analysis`` keys."""
+    return {
+        "baselines": {
+            name: {
+                "description": BASELINE_DESCRIPTIONS.get(name, ""),
+                "test_metrics": ev.metrics.model_dump(),
+            }
+            for name, ev in baselines.items()
+        },
+        "statistical_tests": tests.model_dump(),
+        "calibration": calibration.model_dump(),
+        "error_analysis": {
+            **errors.analysis.model_dump(),
+            "clusters": errors.clusters.model_dump(),
+        },
+    }

@@ -1,0 +1,120 @@
+"""Thin Prefect tasks for baselines, statistical tests, calibration and error analysis."""
+
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.logging import get_run_logger
+
+from sentiment_lora.baselines import evaluate_baselines
+from sentiment_lora.calibration import CalibrationReport
+from sentiment_lora.config import StatsConfig, TrainConfig
+from sentiment_lora.data import PreparedData, read_split
+from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
+from sentiment_lora.evidence import (
+    ErrorReport,
+    StatisticalTests,
+    analyze_model_errors,
+    calibrate_model,
+    run_statistical_tests,
+)
+from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.training import TrainingResult
+from tasks.caching import baselines_cache_key, inputs_cache_key, validation_cache_key
+
+_CACHED = {"persist_result": True, "cache_expiration": None}
+
+
+@task(name="evaluate-baselines", cache_key_fn=baselines_cache_key, **_CACHED)
+def evaluate_baselines_task(prepared: PreparedData, train: TrainConfig) -> dict[str, Evaluation]:
+    """Pretrained head, majority class and TF-IDF + logistic regression on the test split."""
+    baselines = evaluate_baselines(
+        prepared,
+        model=train.model,
+        seed=train.seed,
+        max_length=train.max_length,
+        batch_size=train.eval_batch_size,
+        device=train.device,
+    )
+    for name, ev in baselines.items():
+        get_run_logger().info("baseline %s: test accuracy %.4f", name, ev.metrics.accuracy)
+    return baselines
+
+
+@task(
+    name="predict-validation",
+    task_run_name="predict-validation-{result.config_name}",
+    cache_key_fn=validation_cache_key,
+    **_CACHED,
+)
+def predict_validation(
+    result: TrainingResult, prepared: PreparedData, train: TrainConfig
+) -> Evaluation:
+    """The best config's probabilities on the validation split (for temperature scaling)."""
+    frame = read_split(prepared.validation_path)
+    analyzer = SentimentAnalyzer.load(
+        result.adapter_dir, batch_size=train.eval_batch_size, device=train.device
+    )
+    probs = analyzer.predict_proba(frame["sentence"].tolist())[:, 1]
+    return evaluate_probabilities(result.config_name, frame["label"].tolist(), probs)
+
+
+@task(name="statistical-tests", cache_key_fn=inputs_cache_key, **_CACHED)
+def statistical_tests(
+    best: Evaluation,
+    baselines: dict[str, Evaluation],
+    configs: dict[str, Evaluation],
+    config: StatsConfig,
+) -> StatisticalTests:
+    """McNemar and bootstrap against each baseline; Cochran's Q and Holm across configs."""
+    tests = run_statistical_tests(best, baselines=baselines, configs=configs, config=config)
+    rows = [
+        {
+            "model": c.model,
+            "baseline": c.baseline,
+            "accuracy difference": f"{c.accuracy_difference.estimate:+.4f}",
+            "95% interval": (
+                f"[{c.accuracy_difference.low:+.4f}, {c.accuracy_difference.high:+.4f}]"
+            ),
+            "McNemar table": str(c.mcnemar.table),
+            "p-value": f"{c.mcnemar.pvalue:.3g} ({c.mcnemar.method})",
+            "verdict": c.verdict,
+        }
+        for c in tests.baselines
+    ]
+    create_table_artifact(
+        key="sst2-comparisons",
+        table=rows,
+        description=f"{best.model_name} against each baseline (alpha {config.alpha})",
+    )
+    logger = get_run_logger()
+    for c in tests.baselines:
+        logger.info("%s vs %s: %s (p=%.3g)", c.model, c.baseline, c.verdict, c.mcnemar.pvalue)
+    logger.info("configs: %s", tests.configs.conclusion)
+    return tests
+
+
+@task(name="calibration", cache_key_fn=inputs_cache_key, **_CACHED)
+def calibration(validation: Evaluation, test: Evaluation, config: StatsConfig) -> CalibrationReport:
+    """ECE, Brier and reliability data before and after temperature scaling."""
+    report = calibrate_model(validation, test, config=config)
+    get_run_logger().info(
+        "calibration: ECE %.4f -> %.4f with T=%.3f",
+        report.before.ece,
+        report.after.ece,
+        report.temperature,
+    )
+    return report
+
+
+@task(name="error-analysis", cache_key_fn=inputs_cache_key, **_CACHED)
+def error_analysis(prepared: PreparedData, test: Evaluation, config: StatsConfig) -> ErrorReport:
+    """Pattern tags, high-confidence errors, suggestions and clusters of the errors."""
+    sentences = read_split(prepared.test_path)["sentence"].tolist()
+    report = analyze_model_errors(sentences, test, config=config)
+    get_run_logger().info(
+        "errors: %d (%d FP, %d FN) in %d clusters",
+        report.analysis.n_errors,
+        report.analysis.false_positives,
+        report.analysis.false_negatives,
+        report.clusters.k,
+    )
+    return report
