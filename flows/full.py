@@ -51,6 +51,7 @@ def sst2_lora_pipeline(
     stats: StatsConfig = StatsConfig(),  # noqa: B008 (frozen model: a safe default)
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
+    report_base_url: str = "http://127.0.0.1:8765",
 ) -> str:
     """Fine-tune LoRA configs on SST-2, select the best on validation, evaluate on test.
 
@@ -66,6 +67,7 @@ def sst2_lora_pipeline(
         stats=stats,
         reports_dir=str(resolve_path(reports_dir)),
         artifacts_dir=str(resolve_path(artifacts_dir)),
+        report_base_url=report_base_url,
     )
     prepared = prepare_data(config.data, config.artifacts_dir)
 
@@ -153,6 +155,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--artifacts-dir", default="artifacts", help="cache of prepared data and adapters"
     )
+    p.add_argument(
+        "--report-base-url",
+        default="http://127.0.0.1:8765",
+        help="where `sentiment-lora serve-reports` runs (for the report links in Prefect)",
+    )
     return p.parse_args(argv)
 
 
@@ -185,8 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         grid_name=args.grid_name,
         reports_dir=args.reports_dir,
         artifacts_dir=args.artifacts_dir,
+        report_base_url=args.report_base_url,
     )
     print(f"results: {run_dir}/fine_tuning_results.json")
+    print(f"report:  {run_dir}/report.pdf")
     return 0
 
 

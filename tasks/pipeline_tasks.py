@@ -7,18 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from prefect import task
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.logging import get_run_logger
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.data import PreparedData, prepare_sst2, read_split
 from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
 from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.paths import RESULTS_FILE, publish_run
+from sentiment_lora.report import render_report, summary_markdown
 from sentiment_lora.summary import (
     build_summary,
     environment_info,
+    stage_run,
     test_predictions_frame,
-    write_run,
 )
 from sentiment_lora.training import TrainingResult, select_best, train_lora
 from tasks.caching import (
@@ -116,7 +118,7 @@ def write_results(
     repo_dir: str,
     extra: dict[str, Any],
 ) -> str:
-    """Write ``reports/<run-id>/`` (JSON summary, best model, predictions) and move ``latest``."""
+    """Write ``reports/<run-id>/`` (JSON, model, predictions, report) and move ``latest``."""
     summary = build_summary(
         run_id=run_id,
         config=config,
@@ -127,23 +129,33 @@ def write_results(
         environment=environment_info(config, prepared, repo_dir=Path(repo_dir)),
         extra=extra,
     )
-    run_dir = write_run(
-        reports_dir=Path(config.reports_dir),
+    reports_dir = Path(config.reports_dir)
+    stage = stage_run(
+        reports_dir=reports_dir,
         run_id=run_id,
         summary=summary,
         best_adapter_dir=Path(best.adapter_dir),
         predictions=test_predictions_frame(prepared, {**evaluations, **baselines}),
     )
-    metrics = summary["test_metrics"]
+    render_report(stage)  # the run is published only once its report is complete
+    run_dir = publish_run(stage, reports_dir, run_id)
+
+    base = config.report_base_url.rstrip("/")
+    links = {
+        "report (PDF)": f"{base}/runs/{run_id}/report.pdf",
+        "report (HTML)": f"{base}/runs/{run_id}/report.html",
+        "results (JSON)": f"{base}/runs/{run_id}/{RESULTS_FILE}",
+    }
     create_markdown_artifact(
         key="sst2-run-summary",
-        description=f"Run {run_id}",
-        markdown=(
-            f"# Run `{run_id}`\n\n| | |\n|---|---|\n| best config | `{best.config_name}` |\n"
-            f"| test accuracy | {metrics['accuracy']:.4f} |\n"
-            f"| test macro-F1 | {metrics['f1_macro']:.4f} |\n"
-            f"| results | `{run_dir}` |\n"
-        ),
+        description=f"Run {run_id}: key metrics and verdicts",
+        markdown=summary_markdown(summary, links=links),
     )
-    get_run_logger().info("wrote %s", run_dir)
+    create_link_artifact(
+        key="sst2-report-pdf", link=links["report (PDF)"], link_text=f"{run_id} report.pdf"
+    )
+    create_link_artifact(
+        key="sst2-report-html", link=links["report (HTML)"], link_text=f"{run_id} report.html"
+    )
+    get_run_logger().info("wrote %s (report: %s)", run_dir, links["report (PDF)"])
     return str(run_dir)

@@ -70,6 +70,33 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Re-render a run's report.html and report.pdf from its files (no retraining)."""
+    from sentiment_lora.report import render_report
+
+    try:
+        html, pdf = render_report(Path(args.run_dir))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: RUN_DIR: {exc}", file=sys.stderr)
+        return 2
+    print(html)
+    print(pdf)
+    return 0
+
+
+def cmd_serve_reports(args: argparse.Namespace) -> int:
+    """Serve the runs of a reports directory over HTTP until interrupted."""
+    from sentiment_lora.report_server import serve
+
+    reports_dir = Path(args.reports_dir)
+    if not reports_dir.is_dir():
+        print(f"error: --reports-dir: {reports_dir} is not a directory", file=sys.stderr)
+        return 2
+    print(f"serving {reports_dir} at http://{args.host}:{args.port}/", file=sys.stderr)
+    serve(reports_dir, host=args.host, port=args.port)
+    return 0
+
+
 def _quiet_libraries() -> None:
     import warnings
 
@@ -91,17 +118,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    predict.set_defaults(func=cmd_predict)
+    predict.set_defaults(func=cmd_predict, uses_models=True)
     fetch = sub.add_parser("fetch-data", help="download SST-2 from the Hugging Face hub as TSV")
     fetch.add_argument("out_dir", help="directory for train.tsv and dev.tsv")
-    fetch.set_defaults(func=cmd_fetch_data)
+    fetch.set_defaults(func=cmd_fetch_data, uses_models=True)
+    report = sub.add_parser(
+        "report", help="re-render a run's report.html and report.pdf from its JSON"
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. reports/latest")
+    report.set_defaults(func=cmd_report, uses_models=False)
+    serve = sub.add_parser("serve-reports", help="serve the runs' reports over HTTP")
+    serve.add_argument("--reports-dir", default="reports", help="default: reports")
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="default: 8765")
+    serve.set_defaults(func=cmd_serve_reports, uses_models=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sentiment-lora`` command."""
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    if args.uses_models:  # importing transformers takes seconds: only where it is needed
+        _quiet_libraries()
     return args.func(args)
 
 

@@ -125,6 +125,11 @@ class PipelineConfig(_Frozen):
     artifacts_dir: str = Field(
         "artifacts", description="Cache of prepared data and trained adapters, keyed by inputs."
     )
+    report_base_url: str = Field(
+        "http://127.0.0.1:8765",
+        pattern=r"^https?://\S+$",
+        description="Base URL of `sentiment-lora serve-reports`, for the report link artifacts.",
+    )
 
     @field_validator("grid")
     @classmethod
@@ -198,6 +203,7 @@ def build_pipeline_config(
     stats: StatsConfig | None = None,
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
+    report_base_url: str = "http://127.0.0.1:8765",
 ) -> PipelineConfig:
     """Resolve a profile plus explicit overrides into one validated :class:`PipelineConfig`.
 
@@ -224,6 +230,7 @@ def build_pipeline_config(
         stats=stats or StatsConfig(),
         reports_dir=reports_dir,
         artifacts_dir=artifacts_dir,
+        report_base_url=report_base_url,
     )
 
 

@@ -17,7 +17,7 @@ from sentiment_lora.data import PreparedData, read_split
 from sentiment_lora.evaluation import ACCURACY, F1_MACRO, Evaluation
 from sentiment_lora.evidence import ErrorReport, StatisticalTests
 from sentiment_lora.io import atomic_write_json
-from sentiment_lora.paths import MODEL_DIR, RESULTS_FILE, copy_tree_atomic, publish_run, staging_dir
+from sentiment_lora.paths import MODEL_DIR, RESULTS_FILE, copy_tree_atomic, staging_dir
 from sentiment_lora.training import TrainingResult
 
 PACKAGES = (
@@ -155,7 +155,7 @@ def test_predictions_frame(
     return frame
 
 
-def write_run(
+def stage_run(
     *,
     reports_dir: Path,
     run_id: str,
@@ -163,14 +163,14 @@ def write_run(
     best_adapter_dir: Path,
     predictions: pd.DataFrame,
 ) -> Path:
-    """Write a run directory completely, then publish it and repoint ``reports/latest``."""
+    """Write a run's files into its hidden staging directory (see :func:`paths.publish_run`)."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     stage = staging_dir(reports_dir, run_id)
     stage.mkdir(parents=True, exist_ok=False)
     copy_tree_atomic(best_adapter_dir, stage / MODEL_DIR)
     predictions.to_csv(stage / "test_predictions.csv", index=False)
     atomic_write_json(stage / RESULTS_FILE, summary)
-    return publish_run(stage, reports_dir, run_id)
+    return stage
 
 
 BASELINE_DESCRIPTIONS = {

@@ -96,7 +96,12 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir
     assert errors["suggestions"]
     with get_client(sync_client=True) as client:
         keys = {a.key for a in client.read_artifacts()}
-    assert {"sst2-comparisons", "sst2-run-summary"} <= keys
+    assert {"sst2-comparisons", "sst2-run-summary", "sst2-report-pdf", "sst2-report-html"} <= keys
+
+    # The report is rendered before the run is published, beside the JSON.
+    assert (run_dir / "report.pdf").stat().st_size > 10_000
+    assert (run_dir / "report.html").is_file()
+    assert not list((tmp_path / "reports").glob(".*.partial"))
 
     # The saved model predicts like the pipeline's evaluation did.
     analyzer = SentimentAnalyzer.load(run_dir / "model")

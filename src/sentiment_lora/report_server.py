@@ -1,0 +1,137 @@
+"""A tiny read-only web server for the runs in a reports directory.
+
+``/`` lists the runs, newest first; ``/runs/<run-id>/<file>`` serves one file of a run;
+``/latest/<file>`` serves a file of the newest run. Run ids and file names must be single,
+safe path components and resolve inside the reports directory, else the answer is 404.
+"""
+
+import html
+from pathlib import Path
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from sentiment_lora.paths import RESULTS_FILE, safe_name
+from sentiment_lora.report import HTML_FILE, PDF_FILE, RunInfo, list_runs
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".pdf": "application/pdf",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".csv": "text/csv; charset=utf-8",
+}
+
+
+def _run_file(reports_dir: Path, run_id: str, name: str) -> Path:
+    """The file ``name`` of run ``run_id``, or HTTP 404 if unsafe, unknown or outside."""
+    try:
+        safe_name(run_id, what="run id")
+        safe_name(name, what="file name")
+    except ValueError:
+        raise HTTPException(status_code=404) from None
+    root = reports_dir.resolve()
+    path = (root / run_id / name).resolve()
+    if not path.is_relative_to(root) or path.suffix not in CONTENT_TYPES or not path.is_file():
+        raise HTTPException(status_code=404)
+    return path
+
+
+def _file_response(path: Path) -> FileResponse:
+    return FileResponse(path, media_type=CONTENT_TYPES[path.suffix])
+
+
+def _link(run_id: str, name: str, label: str, *, present: bool) -> str:
+    if not present:
+        return f'<span class="absent">{html.escape(label)}</span>'
+    href = f"/runs/{quote(run_id)}/{quote(name)}"
+    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>'
+
+
+def _index_row(run: RunInfo) -> str:
+    accuracy = f"{run.test_accuracy:.4f}" if run.test_accuracy is not None else "n/a"
+    cells = [
+        html.escape(run.run_id),
+        html.escape(run.created_at or "n/a"),
+        html.escape(run.best_config or run.error or "n/a"),
+        accuracy,
+        " · ".join(
+            [
+                _link(run.run_id, HTML_FILE, "HTML", present=run.has_html),
+                _link(run.run_id, PDF_FILE, "PDF", present=run.has_pdf),
+                _link(run.run_id, RESULTS_FILE, "JSON", present=True),
+            ]
+        ),
+    ]
+    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
+
+
+def index_page(runs: list[RunInfo], *, reports_dir: Path) -> str:
+    """The HTML of the run list (every value escaped)."""
+    rows = "\n".join(_index_row(run) for run in runs)
+    body = (
+        f"<table><thead><tr><th>run</th><th>created</th><th>best config</th>"
+        f"<th>test accuracy</th><th>files</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
+        if runs
+        else "<p>No runs yet: run the pipeline first.</p>"
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>sentiment-lora runs</title>
+<style>
+body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 2rem auto; max-width: 60rem; }}
+table {{ border-collapse: collapse; }}
+th, td {{ padding: 0.3rem 0.8rem; border-bottom: 1px solid #ccc; text-align: left; }}
+.absent {{ color: #999; }}
+</style></head>
+<body><h1>sentiment-lora runs</h1>
+<p>{html.escape(str(reports_dir))}, newest first.</p>
+{body}
+</body></html>
+"""
+
+
+def create_app(reports_dir: Path | str) -> Starlette:
+    """The report server for ``reports_dir`` (read at every request: new runs show up)."""
+    reports_dir = Path(reports_dir)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse(index_page(list_runs(reports_dir), reports_dir=reports_dir))
+
+    async def run_file(request: Request) -> Response:
+        params = request.path_params
+        return _file_response(_run_file(reports_dir, params["run_id"], params["file"]))
+
+    async def run_root(request: Request) -> Response:
+        run_id = request.path_params["run_id"]
+        _run_file(reports_dir, run_id, RESULTS_FILE)  # 404 unless it is a run
+        return RedirectResponse(f"/runs/{quote(run_id)}/{HTML_FILE}", status_code=307)
+
+    async def latest_root(request: Request) -> Response:
+        return RedirectResponse(f"/latest/{HTML_FILE}", status_code=307)
+
+    async def latest_file(request: Request) -> Response:
+        runs = list_runs(reports_dir)
+        if not runs:
+            raise HTTPException(status_code=404)
+        return _file_response(_run_file(reports_dir, runs[0].run_id, request.path_params["file"]))
+
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/runs/{run_id}/", run_root),
+            Route("/runs/{run_id}/{file}", run_file),
+            Route("/latest/", latest_root),
+            Route("/latest/{file}", latest_file),
+        ]
+    )
+
+
+def serve(reports_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve ``reports_dir`` with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(reports_dir), host=host, port=port, log_level="info")

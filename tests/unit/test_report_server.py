@@ -1,0 +1,113 @@
+"""The report server: run index, file serving with content types, no path traversal."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from sentiment_lora.paths import RESULTS_FILE
+from sentiment_lora.report_server import create_app
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+OLD, NEW = "20261126-065341-aaaa", "20261127-101010-bbbb"
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Path:
+    reports = tmp_path / "reports"
+    for run_id in (OLD, NEW):
+        run_dir = reports / run_id
+        run_dir.mkdir(parents=True)
+        shutil.copy(FIXTURE / RESULTS_FILE, run_dir / RESULTS_FILE)
+        (run_dir / "report.pdf").write_bytes(f"%PDF-1.7 {run_id}".encode())
+        (run_dir / "report.html").write_text(f"<p>{run_id}</p>", encoding="utf-8")
+        (run_dir / "notes.txt").write_text("not served", encoding="utf-8")
+        (run_dir / "model").mkdir()
+    (reports / "latest").symlink_to(NEW, target_is_directory=True)
+    (tmp_path / "secret.json").write_text('{"secret": true}', encoding="utf-8")
+    outside = tmp_path / "outside-run"
+    outside.mkdir()
+    shutil.copy(FIXTURE / RESULTS_FILE, outside / RESULTS_FILE)
+    (outside / "report.pdf").write_bytes(b"%PDF outside")
+    (reports / "20990101-000000-link").symlink_to(outside, target_is_directory=True)
+    return reports
+
+
+@pytest.fixture
+def client(reports: Path) -> TestClient:
+    return TestClient(create_app(reports))
+
+
+def test_index_lists_runs_newest_first(client: TestClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    body = response.text
+    assert body.index(NEW) < body.index(OLD)
+    assert f'href="/runs/{NEW}/report.pdf"' in body
+    assert f'href="/runs/{NEW}/{RESULTS_FILE}"' in body
+    assert "20990101-000000-link" not in body  # a symlink is not a run
+    best = json.loads((FIXTURE / RESULTS_FILE).read_text())["best_config"]["name"]
+    assert best in body
+
+
+def test_index_escapes_values_from_the_json(reports: Path, client: TestClient) -> None:
+    path = reports / NEW / RESULTS_FILE
+    summary = json.loads(path.read_text())
+    summary["best_config"]["name"] = "<b>bold</b>"
+    path.write_text(json.dumps(summary))
+    body = client.get("/").text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in body and "<b>bold" not in body
+
+
+def test_run_files_are_served_with_their_content_types(client: TestClient) -> None:
+    pdf = client.get(f"/runs/{OLD}/report.pdf")
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content == f"%PDF-1.7 {OLD}".encode()
+    html = client.get(f"/runs/{OLD}/report.html")
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
+    data = client.get(f"/runs/{OLD}/{RESULTS_FILE}")
+    assert data.headers["content-type"] == "application/json"
+    assert data.json()["run_id"]
+
+
+def test_run_root_redirects_and_latest_is_the_newest(client: TestClient) -> None:
+    redirect = client.get(f"/runs/{OLD}/", follow_redirects=False)
+    assert redirect.status_code in (302, 307)
+    assert redirect.headers["location"] == f"/runs/{OLD}/report.html"
+    assert client.get(f"/runs/{OLD}/").text == f"<p>{OLD}</p>"
+    latest = client.get("/latest/report.pdf")
+    assert latest.status_code == 200 and latest.content == f"%PDF-1.7 {NEW}".encode()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/runs/../secret.json",
+        "/runs/%2e%2e/secret.json",
+        f"/runs/{OLD}/..%2F..%2Fsecret.json",
+        f"/runs/{OLD}/%2e%2e",
+        "/runs/..%2F..%2Fsecret.json/x",
+        "/runs/.hidden/report.pdf",
+        "/runs/20990101-000000-link/report.pdf",  # resolves outside the reports directory
+        f"/runs/{OLD}/notes.txt",  # not a report file type
+        f"/runs/{OLD}/model",  # a directory
+        "/runs/no-such-run/report.pdf",
+        "/runs/no-such-run/",
+        "/latest/..%2Fsecret.json",
+        "/latest/%2e%2e",
+    ],
+)
+def test_unsafe_or_unknown_paths_give_404(client: TestClient, url: str) -> None:
+    response = client.get(url, follow_redirects=False)
+    assert response.status_code == 404, (url, response.status_code)
+    assert b"secret" not in response.content and b"PDF" not in response.content
+
+
+def test_empty_reports_dir(tmp_path: Path) -> None:
+    client = TestClient(create_app(tmp_path))
+    assert "No runs yet" in client.get("/").text
+    assert client.get("/latest/report.pdf").status_code == 404
