@@ -6,16 +6,18 @@ Run ``python flows/full.py --help``.
 import argparse
 import sys
 from datetime import UTC, datetime
+from typing import Literal
 
-from prefect import flow
+from prefect import flow, unmapped
 from prefect.runtime import flow_run
 
-import flows._env  # noqa: F401  (must precede the Prefect import)
+import flows._env  # noqa: F401, I001  (must precede the Prefect import)
 from flows._env import PROJECT_ROOT
 from sentiment_lora.config import (
     DataConfig,
     GridName,
     LoraHyperparams,
+    PipelineConfig,
     Profile,
     StatsConfig,
     TrainConfig,
@@ -23,6 +25,7 @@ from sentiment_lora.config import (
     default_profile,
     resolve_path,
 )
+from sentiment_lora.data import PreparedData
 from sentiment_lora.paths import new_run_id
 from sentiment_lora.summary import evidence_sections
 from tasks.evidence_tasks import (
@@ -33,12 +36,15 @@ from tasks.evidence_tasks import (
     statistical_tests,
 )
 from tasks.pipeline_tasks import (
+    ConfigRun,
     evaluate_on_test,
     prepare_data,
     select_best_config,
     train_config,
     write_results,
 )
+from tasks.pool_tasks import train_on_pool
+from tasks.registry_tasks import champion_gate, promote_champion
 
 
 @flow(name="sst2-lora-pipeline")
@@ -52,8 +58,12 @@ def sst2_lora_pipeline(
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
     report_base_url: str = "http://127.0.0.1:8765",
+    backend: Literal["local", "work-pool"] = "local",
+    gate: bool = True,
+    registry_dir: str = "registry",
 ) -> str:
-    """Fine-tune LoRA configs on SST-2, select the best on validation, evaluate on test.
+    """Fine-tune LoRA configs on SST-2, select the best on validation, evaluate on test,
+    gather the evidence, write the report and (with ``gate``) update the champion.
 
     Returns the run directory ``reports/<run-id>``.
     """
@@ -68,22 +78,18 @@ def sst2_lora_pipeline(
         reports_dir=str(resolve_path(reports_dir)),
         artifacts_dir=str(resolve_path(artifacts_dir)),
         report_base_url=report_base_url,
+        backend=backend,
+        gate=gate,
+        registry_dir=str(resolve_path(registry_dir)),
     )
     prepared = prepare_data(config.data, config.artifacts_dir)
-
-    results = []
-    waves = [
-        config.grid[i : i + config.train.max_parallel]
-        for i in range(0, len(config.grid), config.train.max_parallel)
-    ]
-    for wave in waves:  # at most max_parallel configs train at once
-        futures = [
-            train_config.submit(prepared, hp, config.train, config.artifacts_dir) for hp in wave
-        ]
-        results += [f.result() for f in futures]
+    runs = (
+        _train_on_pool(config) if config.backend == "work-pool" else _train_here(config, prepared)
+    )
+    results = [run.training for run in runs]
+    evaluations = {run.training.config_name: run.test for run in runs}
 
     best = select_best_config(results)
-    evaluations = {r.config_name: evaluate_on_test(r, prepared, config.train) for r in results}
     best_test = evaluations[best.config_name]
 
     baselines = evaluate_baselines_task(prepared, config.train)
@@ -96,7 +102,17 @@ def sst2_lora_pipeline(
     )
 
     run_id = new_run_id((flow_run.get_id() or "local")[:8])
-    return write_results(
+    decision = None
+    if config.gate:
+        decision = champion_gate(
+            best,
+            best_test,
+            prepared,
+            run_id=run_id,
+            registry_dir=config.registry_dir,
+            alpha=config.stats.alpha,
+        )
+    run_dir = write_results(
         run_id=run_id,
         config=config,
         prepared=prepared,
@@ -109,8 +125,44 @@ def sst2_lora_pipeline(
             **evidence,
             "prefect": {"flow_run_id": flow_run.get_id(), "flow_run_name": flow_run.get_name()},
             "timings": {"started_at": started.isoformat(timespec="seconds")},
+            "training_backend": config.backend,
+            "champion": decision.model_dump(
+                exclude={"challenger": {"predictions"}, "champion": {"predictions"}}
+            )
+            if decision
+            else None,
         },
     )
+    if decision is not None and decision.promoted:
+        promote_champion(decision, run_dir, config.registry_dir)
+    return run_dir
+
+
+def _train_here(config: PipelineConfig, prepared: PreparedData) -> list[ConfigRun]:
+    """Train the grid as tasks of this flow run, at most ``max_parallel`` at once."""
+    runs: list[ConfigRun] = []
+    step = config.train.max_parallel
+    for wave in (config.grid[i : i + step] for i in range(0, len(config.grid), step)):
+        futures = [
+            train_config.submit(prepared, hp, config.train, config.artifacts_dir) for hp in wave
+        ]
+        for future in futures:
+            result = future.result()
+            runs.append(
+                ConfigRun(training=result, test=evaluate_on_test(result, prepared, config.train))
+            )
+    return runs
+
+
+def _train_on_pool(config: PipelineConfig) -> list[ConfigRun]:
+    """One `sst2-train-config` deployment run per config, all at once; waits for every one."""
+    futures = train_on_pool.map(
+        config.grid,
+        data=unmapped(config.data),
+        train=unmapped(config.train),
+        artifacts_dir=unmapped(config.artifacts_dir),
+    )
+    return futures.result()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.logging import get_run_logger
+from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.data import PreparedData, prepare_sst2, read_split
@@ -32,6 +33,14 @@ from tasks.caching import (
 )
 
 _CACHED = {"persist_result": True, "cache_expiration": None}
+
+
+class ConfigRun(BaseModel):
+    """One config trained and evaluated on test (what a `sst2-train-config` run returns)."""
+
+    model_config = ConfigDict(frozen=True)
+    training: TrainingResult
+    test: Evaluation
 
 
 @task(

@@ -25,16 +25,23 @@ def _open_input(path: str) -> TextIO:
     return open(path, encoding="utf-8", errors="strict")
 
 
-def default_model_dir(reports_dir: Path = Path("reports")) -> Path:
-    """The best model of the newest complete run: ``reports/latest/model``."""
-    return reports_dir / LATEST / MODEL_DIR
+def default_model_dir(
+    registry_dir: Path = Path("registry"), reports_dir: Path = Path("reports")
+) -> Path:
+    """The champion's model if the registry has one, else the newest run's best model."""
+    from sentiment_lora.registry import champion_model_dir
+
+    champion = champion_model_dir(registry_dir)
+    return champion if champion.is_dir() else reports_dir / LATEST / MODEL_DIR
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of one sentence per line; write one JSON object per line."""
     from sentiment_lora.inference import SentimentAnalyzer
 
-    model_dir = Path(args.model_dir) if args.model_dir else default_model_dir()
+    model_dir = (
+        Path(args.model_dir) if args.model_dir else default_model_dir(Path(args.registry_dir))
+    )
     if not model_dir.is_dir():
         print(
             f"error: --model-dir: {model_dir} does not exist (run the pipeline first)",
@@ -114,8 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="classify sentences, one per line")
     predict.add_argument("file", help="text file with one sentence per line, or - for stdin")
     predict.add_argument(
-        "--model-dir", help="a run's model directory (default: reports/latest/model)"
+        "--model-dir",
+        help="a model directory (default: the registry's champion, else reports/latest/model)",
     )
+    predict.add_argument("--registry-dir", default="registry", help="default: registry")
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     predict.set_defaults(func=cmd_predict, uses_models=True)

@@ -125,6 +125,17 @@ class PipelineConfig(_Frozen):
     artifacts_dir: str = Field(
         "artifacts", description="Cache of prepared data and trained adapters, keyed by inputs."
     )
+    backend: Literal["local", "work-pool"] = Field(
+        "local",
+        description=(
+            "'local': train configs as tasks in this process; 'work-pool': one "
+            "sst2-train-config deployment run per config (e.g. on the gpu pool)."
+        ),
+    )
+    gate: bool = Field(
+        True, description="Champion/challenger gate: promote the best model only if it wins."
+    )
+    registry_dir: str = Field("registry", description="Model registry holding the champion.")
     report_base_url: str = Field(
         "http://127.0.0.1:8765",
         pattern=r"^https?://\S+$",
@@ -142,7 +153,7 @@ class PipelineConfig(_Frozen):
 
     @model_validator(mode="after")
     def _dirs_not_empty(self) -> "PipelineConfig":
-        for name in ("reports_dir", "artifacts_dir"):
+        for name in ("reports_dir", "artifacts_dir", "registry_dir"):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} must not be empty")
         return self
@@ -204,6 +215,9 @@ def build_pipeline_config(
     reports_dir: str = "reports",
     artifacts_dir: str = "artifacts",
     report_base_url: str = "http://127.0.0.1:8765",
+    backend: Literal["local", "work-pool"] = "local",
+    gate: bool = True,
+    registry_dir: str = "registry",
 ) -> PipelineConfig:
     """Resolve a profile plus explicit overrides into one validated :class:`PipelineConfig`.
 
@@ -231,6 +245,9 @@ def build_pipeline_config(
         reports_dir=reports_dir,
         artifacts_dir=artifacts_dir,
         report_base_url=report_base_url,
+        backend=backend,
+        gate=gate,
+        registry_dir=registry_dir,
     )
 
 

@@ -685,6 +685,16 @@ def _reproducibility_context(summary: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _champion_context(summary: Mapping[str, Any]) -> dict[str, str] | None:
+    decision = summary.get("champion")
+    if not decision:
+        return None
+    return {
+        "outcome": "promoted to champion" if decision["promoted"] else "the champion was kept",
+        "reason": _sentence(decision["reason"]),
+    }
+
+
 def build_report_context(summary: Mapping[str, Any], *, plots: Mapping[str, str]) -> dict[str, Any]:
     """Everything the template shows, formatted: strings, lists of rows and figure names.
 
@@ -699,6 +709,7 @@ def build_report_context(summary: Mapping[str, Any], *, plots: Mapping[str, str]
         "model": _plain(summary.get("model")),
         "best_name": summary["best_config"]["name"],
         "summary_sentences": _summary_sentences(summary),
+        "champion": _champion_context(summary),
         "data": _data_context(summary),
         "search": _search_context(summary),
         "test": _test_context(summary),

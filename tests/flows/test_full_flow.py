@@ -40,6 +40,7 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
         grid=grid,
         reports_dir=str(tmp / "reports"),
         artifacts_dir=str(tmp / "artifacts"),
+        registry_dir=str(tmp / "registry"),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -98,6 +99,12 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir
         keys = {a.key for a in client.read_artifacts()}
     assert {"sst2-comparisons", "sst2-run-summary", "sst2-report-pdf", "sst2-report-html"} <= keys
 
+    # The first model becomes champion; `predict` defaults to it.
+    assert summary["champion"]["promoted"] and "no champion yet" in summary["champion"]["reason"]
+    champion = json.loads((tmp_path / "registry" / "champion.json").read_text())
+    assert champion["run_id"] == summary["run_id"]
+    assert (tmp_path / "registry" / "champion" / "adapter_model.safetensors").is_file()
+
     # The report is rendered before the run is published, beside the JSON.
     assert (run_dir / "report.pdf").stat().st_size > 10_000
     assert (run_dir / "report.html").is_file()
@@ -115,11 +122,13 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir
     cached = {
         name: state
         for name, state in states2.items()
-        if not name.startswith(("select-best", "write-results"))
+        if not name.startswith(("select-best", "write-results", "champion-gate"))
     }
     assert len(cached) == 10 and set(cached.values()) == {"Cached"}, states2
     summary2 = json.loads((run_dir2 / "fine_tuning_results.json").read_text())
     assert summary2["test_metrics"] == summary["test_metrics"]
+    assert summary2["champion"]["unchanged"] and not summary2["champion"]["promoted"]
+    assert "from the cache" in summary2["champion"]["reason"]
 
     # Changing one config's learning rate retrains (and re-evaluates) only that config.
     changed = [GRID[0], GRID[1].model_copy(update={"learning_rate": 1.5e-3})]

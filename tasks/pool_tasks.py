@@ -1,0 +1,44 @@
+"""Fan-out of grid configs to the `sst2-train-config` deployment on a work pool."""
+
+from prefect import task
+from prefect.deployments import run_deployment
+from prefect.logging import get_run_logger
+
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from tasks.pipeline_tasks import ConfigRun
+
+TRAIN_DEPLOYMENT = "sst2-train-config/sst2-train-config"
+
+
+class ChildRunFailed(RuntimeError):
+    """A `sst2-train-config` child run did not complete."""
+
+
+@task(name="train-on-pool", task_run_name="train-on-pool-{hp.name}")
+def train_on_pool(
+    hp: LoraHyperparams,
+    data: DataConfig,
+    train: TrainConfig,
+    artifacts_dir: str,
+    deployment: str = TRAIN_DEPLOYMENT,
+) -> ConfigRun:
+    """Run one config as a child flow run of ``deployment`` and wait for its result."""
+    logger = get_run_logger()
+    child = run_deployment(
+        deployment,
+        parameters={
+            "hp": hp.model_dump(),
+            "data": data.model_dump(),
+            "train": train.model_dump(),
+            "artifacts_dir": artifacts_dir,
+        },
+        timeout=None,
+    )
+    logger.info("[%s] child run %s ended %s", hp.name, child.name, child.state.name)
+    if not child.state.is_completed():
+        raise ChildRunFailed(
+            f"child run {child.name} ({deployment}, config {hp.name}) ended "
+            f"{child.state.name}: {child.state.message}"
+        )
+    result = child.state.result()
+    return result if isinstance(result, ConfigRun) else ConfigRun.model_validate(result)
