@@ -13,7 +13,9 @@ export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup run test lint clean
+STACK := $(BIN)/python scripts/prefect_stack.py
+
+.PHONY: setup run test e2e lint clean browser server deploy stack stack-down
 
 setup: $(VENV)/.installed data/sst2/train.tsv
 
@@ -35,8 +37,28 @@ data/sst2/train.tsv: | $(VENV)/.installed
 run: setup
 	$(BIN)/python flows/full.py $(ARGS)
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Only the end-to-end tests: a real Prefect server, pools, deployments, workers and a browser.
+e2e: setup browser
+	$(BIN)/python -m pytest -q tests/e2e
+
+# Headless Chromium for the Prefect UI test (Debian package; Playwright cannot download one here).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Local Prefect stack (SQLite under .prefect/, bound to 127.0.0.1:4200). `make stack` = server +
+# pools + deployments + one worker per pool; `make stack-down` stops it.
+server: setup
+	$(STACK) server
+deploy: setup
+	$(STACK) deploy
+	$(STACK) workers
+stack: setup
+	$(STACK) up
+stack-down:
+	$(STACK) down
 
 lint: setup
 	$(BIN)/ruff check src tasks flows tests

@@ -27,6 +27,7 @@ from sentiment_lora.config import (
 )
 from sentiment_lora.data import PreparedData
 from sentiment_lora.paths import new_run_id
+from sentiment_lora.storage import is_url, local_root
 from sentiment_lora.summary import evidence_sections
 from tasks.evidence_tasks import (
     calibration,
@@ -76,16 +77,18 @@ def sst2_lora_pipeline(
         grid_name=grid_name,
         stats=stats,
         reports_dir=str(resolve_path(reports_dir)),
-        artifacts_dir=str(resolve_path(artifacts_dir)),
+        artifacts_dir=artifacts_dir if is_url(artifacts_dir) else str(resolve_path(artifacts_dir)),
         report_base_url=report_base_url,
         backend=backend,
         gate=gate,
         registry_dir=str(resolve_path(registry_dir)),
     )
-    prepared = prepare_data(config.data, config.artifacts_dir)
-    runs = (
-        _train_on_pool(config) if config.backend == "work-pool" else _train_here(config, prepared)
-    )
+    workdir = str(local_root(config.artifacts_dir))  # a URL root is mirrored locally
+    prepared = prepare_data(config.data, workdir)
+    if config.backend == "work-pool":
+        runs = _train_on_pool(config)
+    else:
+        runs = _train_here(config, prepared, workdir)
     results = [run.training for run in runs]
     evaluations = {run.training.config_name: run.test for run in runs}
 
@@ -138,14 +141,12 @@ def sst2_lora_pipeline(
     return run_dir
 
 
-def _train_here(config: PipelineConfig, prepared: PreparedData) -> list[ConfigRun]:
+def _train_here(config: PipelineConfig, prepared: PreparedData, workdir: str) -> list[ConfigRun]:
     """Train the grid as tasks of this flow run, at most ``max_parallel`` at once."""
     runs: list[ConfigRun] = []
     step = config.train.max_parallel
     for wave in (config.grid[i : i + step] for i in range(0, len(config.grid), step)):
-        futures = [
-            train_config.submit(prepared, hp, config.train, config.artifacts_dir) for hp in wave
-        ]
+        futures = [train_config.submit(prepared, hp, config.train, workdir) for hp in wave]
         for future in futures:
             result = future.result()
             runs.append(

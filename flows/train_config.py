@@ -5,9 +5,12 @@ Deployed as `sst2-train-config`; the pipeline's `work-pool` backend starts one r
 
 import flows._env  # noqa: F401, I001  (must precede the Prefect import)
 
+from pathlib import Path
+
 from prefect import flow
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig, resolve_path
+from sentiment_lora.storage import is_url, local_root, remote_path, upload_dir
 from tasks.pipeline_tasks import ConfigRun, evaluate_on_test, prepare_data, train_config
 
 
@@ -18,11 +21,23 @@ def sst2_train_config(
     train: TrainConfig = TrainConfig(),  # noqa: B008
     artifacts_dir: str = "artifacts",
 ) -> ConfigRun:
-    """Fine-tune one config and evaluate it on test; returns paths and metrics (small)."""
-    artifacts_dir = str(resolve_path(artifacts_dir))
-    prepared = prepare_data(data, artifacts_dir)
-    result = train_config(prepared, hp, train, artifacts_dir)
-    return ConfigRun(training=result, test=evaluate_on_test(result, prepared, train))
+    """Fine-tune one config and evaluate it on test; returns paths and metrics (small).
+
+    With an fsspec URL as ``artifacts_dir`` the adapter is uploaded there and the returned
+    ``adapter_dir`` is its URL.
+    """
+    workdir = str(
+        local_root(artifacts_dir) if is_url(artifacts_dir) else resolve_path(artifacts_dir)
+    )
+    prepared = prepare_data(data, workdir)
+    result = train_config(prepared, hp, train, workdir)
+    run = ConfigRun(training=result, test=evaluate_on_test(result, prepared, train))
+    if is_url(artifacts_dir):
+        url = upload_dir(
+            result.adapter_dir, remote_path(artifacts_dir, result.adapter_dir, mirror=Path(workdir))
+        )
+        run = run.model_copy(update={"training": result.model_copy(update={"adapter_dir": url})})
+    return run
 
 
 if __name__ == "__main__":

@@ -137,3 +137,4 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir
     assert states3["train-lr2e-3-r4"] == "Completed"
     assert states3["evaluate-lr1e-3-r8"] == "Cached"
     assert states3["evaluate-lr2e-3-r4"] == "Completed"
+    assert "champion-gate" in " ".join(states3)  # changed parameters go through the gate again

@@ -1,0 +1,64 @@
+"""The artifacts root: a local directory, or any fsspec URL (``s3://``, ``gs://``, ``file://``)
+that several machines share.
+
+Training always happens in a local directory. With a URL root, a worker trains into a local
+mirror of the root, uploads the adapter to the URL, and whoever needs the model downloads it
+into its own mirror.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import fsspec
+
+
+def is_url(root: str) -> bool:
+    """True for an fsspec URL such as ``s3://bucket/prefix``; False for a local path."""
+    return "://" in root
+
+
+CACHE_ENV = "SENTIMENT_LORA_CACHE_DIR"
+
+
+def local_root(root: str, *, cache_dir: Path | None = None) -> Path:
+    """Local directory that holds (a mirror of) ``root``.
+
+    Mirrors of URL roots live under ``cache_dir``, else ``$SENTIMENT_LORA_CACHE_DIR``, else
+    ``~/.cache/sentiment-lora/artifacts`` (one directory per URL).
+    """
+    if not is_url(root):
+        return Path(root)
+    default = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "sentiment-lora" / "artifacts"
+    cache = Path(cache_dir or default)
+    return cache / hashlib.sha256(root.encode()).hexdigest()[:16]
+
+
+def remote_path(root: str, local_path: Path | str, *, mirror: Path) -> str:
+    """URL under ``root`` that corresponds to ``local_path`` inside ``mirror``."""
+    relative = Path(local_path).resolve().relative_to(mirror.resolve())
+    return f"{root.rstrip('/')}/{relative.as_posix()}"
+
+
+def upload_dir(local_dir: Path | str, url: str) -> str:
+    """Copy a local directory to ``url`` (replacing what is there); returns ``url``."""
+    fs, path = fsspec.core.url_to_fs(url)
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+    fs.put(str(local_dir).rstrip("/") + "/", path, recursive=True)
+    return url
+
+
+def download_dir(url: str, local_dir: Path | str) -> Path:
+    """Copy ``url`` into ``local_dir`` unless it is already there; returns ``local_dir``."""
+    local_dir = Path(local_dir)
+    if local_dir.is_dir() and any(local_dir.iterdir()):
+        return local_dir
+    fs, path = fsspec.core.url_to_fs(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"artifacts: {url} does not exist")
+    tmp = local_dir.with_name(f".{local_dir.name}.download")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
+    tmp.replace(local_dir)
+    return local_dir

@@ -1,0 +1,102 @@
+"""End to end against a real Prefect server, work pools, workers and deployments."""
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterParentFlowRunId,
+)
+from prefect.deployments import run_deployment
+
+from tests.e2e.conftest import small_run_parameters
+
+pytestmark = pytest.mark.slow
+
+
+def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-weekly-retrain")
+        assert deployment.work_pool_name == "cpu"
+        assert deployment.parameters == {"gate": True}
+        (schedule,) = deployment.schedules
+        assert schedule.active
+        assert schedule.schedule.cron == "0 3 * * 1"
+        assert schedule.schedule.timezone == "UTC"
+
+        train = client.read_deployment_by_name("sst2-train-config/sst2-train-config")
+        assert train.work_pool_name == "gpu"
+        full = client.read_deployment_by_name("sst2-lora-pipeline/sst2-full")
+        # The UI's run form comes from this schema: every field documented.
+        props = full.parameter_openapi_schema["properties"]
+        assert {"profile", "data", "train", "grid", "stats", "backend", "gate"} <= set(props)
+        definitions = full.parameter_openapi_schema["definitions"]
+        for field in definitions["LoraHyperparams"]["properties"].values():
+            assert field.get("description"), field
+
+
+def test_full_pipeline_fans_out_to_the_gpu_pool(
+    prefect_stack, sst2_dir: Path, tmp_path: Path
+) -> None:
+    params = small_run_parameters(tmp_path, sst2_dir)
+    parent = run_deployment("sst2-lora-pipeline/sst2-full", parameters=params, timeout=900)
+    assert parent.state.is_completed(), (
+        f"parent run ended {parent.state.name}: {parent.state.message}"
+    )
+
+    with get_client(sync_client=True) as client:
+        children = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])
+            )
+        )
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
+        )
+    # One child per config, each a sst2-train-config run on the gpu pool.
+    assert len(children) == 2
+    assert {c.work_pool_name for c in children} == {"gpu"}
+    assert all(c.state.is_completed() for c in children)
+    child_results = {r.training.config_name: r for r in (c.state.result() for c in children)}
+    assert set(child_results) == {"lr2e-3-r8", "lr1e-3-r4"}
+
+    # The parent's results are the children's.
+    run_dir = Path(tmp_path / "reports" / "latest").resolve()
+    summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
+    assert summary["training_backend"] == "work-pool"
+    for entry in summary["hyperparameter_experiments"]:
+        child = child_results[entry["name"]]
+        assert entry["validation_metrics"] == child.training.validation_metrics
+        assert entry["test_metrics"]["accuracy"] == child.test.metrics.accuracy
+        assert entry["device"] == "cpu"
+        assert child.training.adapter_dir.startswith(f"file://{tmp_path}/shared-artifacts/train/")
+
+    # Artifacts, report and champion.
+    keys = {a.key for a in artifacts}
+    assert {"sst2-run-summary", "sst2-comparisons", "sst2-report-pdf", "sst2-champion-gate"} <= keys
+    assert (run_dir / "report.pdf").is_file()
+    assert (run_dir / "model" / "adapter_model.safetensors").is_file()  # downloaded from the root
+    champion = json.loads((tmp_path / "registry" / "champion.json").read_text())
+    assert champion["run_id"] == summary["run_id"]
+    assert summary["champion"]["promoted"]
+
+
+def test_a_failed_child_fails_the_parent_with_its_error(
+    prefect_stack, sst2_dir: Path, tmp_path: Path
+) -> None:
+    params = small_run_parameters(tmp_path, sst2_dir)
+    params["grid"] = [
+        {"name": "broken", "learning_rate": 1e-3, "epochs": 1, "target_modules": ["no_such_layer"]}
+    ]
+    parent = run_deployment("sst2-lora-pipeline/sst2-full", parameters=params, timeout=600)
+    assert parent.state.is_failed()
+    message = parent.state.message
+    # The parent's failure names the child's config and carries PEFT's original error.
+    assert "ChildRunFailed" in message and "config broken" in message, message
+    assert "target_modules" in message, message
+    assert not (tmp_path / "reports" / "latest").exists()
+    assert not (tmp_path / "registry" / "champion.json").exists()
