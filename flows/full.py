@@ -10,6 +10,7 @@ from typing import Literal
 
 from prefect import flow, unmapped
 from prefect.runtime import flow_run
+from pydantic import ValidationError
 
 import flows._env  # noqa: F401, I001  (must precede the Prefect import)
 from flows._env import PROJECT_ROOT
@@ -27,6 +28,7 @@ from sentiment_lora.config import (
 )
 from sentiment_lora.data import PreparedData
 from sentiment_lora.paths import new_run_id
+from sentiment_lora.preflight import preflight
 from sentiment_lora.storage import is_url, local_root
 from sentiment_lora.summary import evidence_sections
 from tasks.evidence_tasks import (
@@ -39,9 +41,9 @@ from tasks.evidence_tasks import (
 from tasks.pipeline_tasks import (
     ConfigRun,
     evaluate_on_test,
-    prepare_data,
+    prepare_data_fresh,
     select_best_config,
-    train_config,
+    train_config_fresh,
     write_results,
 )
 from tasks.pool_tasks import train_on_pool
@@ -83,8 +85,9 @@ def sst2_lora_pipeline(
         gate=gate,
         registry_dir=str(resolve_path(registry_dir)),
     )
+    preflight(config)  # writable dirs, data files, model: before any expensive work
     workdir = str(local_root(config.artifacts_dir))  # a URL root is mirrored locally
-    prepared = prepare_data(config.data, workdir)
+    prepared = prepare_data_fresh(config.data, workdir)
     if config.backend == "work-pool":
         runs = _train_on_pool(config)
     else:
@@ -146,7 +149,7 @@ def _train_here(config: PipelineConfig, prepared: PreparedData, workdir: str) ->
     runs: list[ConfigRun] = []
     step = config.train.max_parallel
     for wave in (config.grid[i : i + step] for i in range(0, len(config.grid), step)):
-        futures = [train_config.submit(prepared, hp, config.train, workdir) for hp in wave]
+        futures = [train_config_fresh(prepared, hp, config.train, workdir) for hp in wave]
         for future in futures:
             result = future.result()
             runs.append(
@@ -217,36 +220,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate the options, run the flow, print the run directory."""
+    """Validate the options and the environment, run the flow, print where the results are."""
     args = parse_args(argv)
     profile = args.profile or default_profile()
-    base = build_pipeline_config(profile)
     caps = {
-        k: v
-        for k, v in {
-            "max_train_samples": args.max_train_samples,
-            "max_validation_samples": args.max_validation_samples,
-        }.items()
-        if v is not None
+        "max_train_samples": args.max_train_samples,
+        "max_validation_samples": args.max_validation_samples,
     }
     try:
-        data = base.data.model_copy(
-            update={"data_dir": args.data_dir, "source": args.data_source, **caps}
+        base = build_pipeline_config(profile).data.model_dump()
+        data = DataConfig.model_validate(
+            {
+                **base,
+                "data_dir": args.data_dir,
+                "source": args.data_source,
+                **{k: v for k, v in caps.items() if v is not None},
+            }
         )
-        data = DataConfig.model_validate(data.model_dump())
         train = TrainConfig(model=args.model, max_parallel=args.max_parallel, device=args.device)
-    except ValueError as exc:
+        options = {
+            "profile": profile,
+            "data": data,
+            "train": train,
+            "grid_name": args.grid_name,
+            "reports_dir": args.reports_dir,
+            "artifacts_dir": args.artifacts_dir,
+            "report_base_url": args.report_base_url,
+        }
+        preflight(
+            build_pipeline_config(**{**options, "reports_dir": str(resolve_path(args.reports_dir))})
+        )
+    except (ValueError, ValidationError) as exc:  # before Prefect starts anything
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_dir = sst2_lora_pipeline(
-        profile=profile,
-        data=data,
-        train=train,
-        grid_name=args.grid_name,
-        reports_dir=args.reports_dir,
-        artifacts_dir=args.artifacts_dir,
-        report_base_url=args.report_base_url,
-    )
+    run_dir = sst2_lora_pipeline(**options)
     print(f"results: {run_dir}/fine_tuning_results.json")
     print(f"report:  {run_dir}/report.pdf")
     return 0

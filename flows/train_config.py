@@ -11,7 +11,12 @@ from prefect import flow
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig, resolve_path
 from sentiment_lora.storage import is_url, local_root, remote_path, upload_dir
-from tasks.pipeline_tasks import ConfigRun, evaluate_on_test, prepare_data, train_config
+from tasks.pipeline_tasks import (
+    ConfigRun,
+    evaluate_on_test,
+    prepare_data_fresh,
+    train_config_fresh,
+)
 
 
 @flow(name="sst2-train-config", persist_result=True)
@@ -29,8 +34,8 @@ def sst2_train_config(
     workdir = str(
         local_root(artifacts_dir) if is_url(artifacts_dir) else resolve_path(artifacts_dir)
     )
-    prepared = prepare_data(data, workdir)
-    result = train_config(prepared, hp, train, workdir)
+    prepared = prepare_data_fresh(data, workdir)
+    result = train_config_fresh(prepared, hp, train, workdir).result()
     run = ConfigRun(training=result, test=evaluate_on_test(result, prepared, train))
     if is_url(artifacts_dir):
         url = upload_dir(

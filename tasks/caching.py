@@ -6,18 +6,49 @@ parameters that change the result, the model's identity and a hash of all of
 to the task's own body). Output directories in the artifacts root are named by the same keys.
 """
 
+from pathlib import Path
 from typing import Any
 
 from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import PreparedData, source_fingerprint
+from sentiment_lora.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.fingerprint import code_version, fingerprint
-from sentiment_lora.modeling import model_fingerprint
+from sentiment_lora.modeling import METADATA_FILE, model_fingerprint
 
 # Fields of TrainConfig that do not change a trained model.
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
+_PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")
+_ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", METADATA_FILE)
+
+
+def prepared_dir(workdir: str, config: DataConfig) -> Path:
+    """Where the data task writes its splits."""
+    return Path(workdir) / "data" / data_key(config)
+
+
+def training_dir(
+    workdir: str, prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig
+) -> Path:
+    """Where the training task writes checkpoints and the adapter."""
+    return Path(workdir) / "train" / training_key(prepared, hp, train)
+
+
+def prepared_complete(workdir: str, config: DataConfig) -> bool:
+    """True if the data task's files are all on disk (a cache hit may be served)."""
+    return all((prepared_dir(workdir, config) / f).is_file() for f in _PREPARED_FILES)
+
+
+def adapter_complete(adapter_dir: Path | str) -> bool:
+    """True if a trained adapter's files are all on disk (a cache hit may be served)."""
+    return all((Path(adapter_dir) / f).is_file() for f in _ADAPTER_FILES)
+
+
+def adapter_fingerprint(adapter_dir: str) -> str:
+    """Content hash of an adapter's weights: evaluations are keyed on the model, not its path."""
+    weights = Path(adapter_dir) / "adapter_model.safetensors"
+    return sha256_file(weights) if weights.is_file() else f"missing:{adapter_dir}"
 
 
 def data_key(config: DataConfig) -> str:
@@ -57,7 +88,7 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     result = parameters["result"]
     return fingerprint(
         "evaluate",
-        result.adapter_dir,
+        adapter_fingerprint(result.adapter_dir),
         parameters["prepared"].fingerprint,
         parameters["train"].max_length,
         code_version(),
@@ -68,7 +99,7 @@ def validation_cache_key(context: TaskRunContext, parameters: dict[str, Any]) ->
     """Prefect cache_key_fn for validation predictions of a trained config."""
     return fingerprint(
         "validate",
-        parameters["result"].adapter_dir,
+        adapter_fingerprint(parameters["result"].adapter_dir),
         parameters["prepared"].fingerprint,
         parameters["train"].max_length,
         code_version(),

@@ -3,6 +3,7 @@
 Caching, retries and logging live here; the logic lives in ``src/sentiment_lora``.
 """
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +26,13 @@ from sentiment_lora.summary import (
 )
 from sentiment_lora.training import TrainingResult, select_best, train_lora
 from tasks.caching import (
-    data_key,
+    adapter_complete,
     evaluate_cache_key,
     prepare_cache_key,
+    prepared_complete,
+    prepared_dir,
     train_cache_key,
-    training_key,
+    training_dir,
 )
 
 _CACHED = {"persist_result": True, "cache_expiration": None}
@@ -48,7 +51,7 @@ class ConfigRun(BaseModel):
 )
 def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     """Validate, clean and split SST-2 into the artifacts root."""
-    prepared = prepare_sst2(config, Path(artifacts_dir) / "data" / data_key(config))
+    prepared = prepare_sst2(config, prepared_dir(artifacts_dir, config))
     get_run_logger().info("data: %s", prepared.counts)
     return prepared
 
@@ -65,8 +68,7 @@ def train_config(
     prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
 ) -> TrainingResult:
     """Fine-tune one grid config (resuming from its checkpoint after a crash)."""
-    out = Path(artifacts_dir) / "train" / training_key(prepared, hp, train)
-    result = train_lora(prepared, hp, train, out)
+    result = train_lora(prepared, hp, train, training_dir(artifacts_dir, prepared, hp, train))
     get_run_logger().info(
         "[%s] validation accuracy %.4f, macro-F1 %.4f in %.0fs",
         hp.name,
@@ -100,6 +102,21 @@ def evaluate_on_test(
         evaluation.metrics.f1_macro,
     )
     return evaluation
+
+
+def prepare_data_fresh(config: DataConfig, artifacts_dir: str) -> PreparedData:
+    """``prepare_data``, recomputed instead of served from the cache if its files are gone."""
+    refresh = not prepared_complete(artifacts_dir, config)
+    return prepare_data.with_options(refresh_cache=refresh)(config, artifacts_dir)
+
+
+def train_config_fresh(
+    prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
+):
+    """``train_config`` submitted; recomputed instead of a cache hit if its adapter is gone."""
+    adapter = training_dir(artifacts_dir, prepared, hp, train) / "adapter"
+    task = train_config.with_options(refresh_cache=not adapter_complete(adapter))
+    return task.submit(prepared, hp, train, artifacts_dir)
 
 
 @task(name="select-best")
@@ -146,8 +163,12 @@ def write_results(
         best_adapter_dir=Path(best.adapter_dir),
         predictions=test_predictions_frame(prepared, {**evaluations, **baselines}),
     )
-    render_report(stage)  # the run is published only once its report is complete
-    run_dir = publish_run(stage, reports_dir, run_id)
+    try:
+        render_report(stage)  # the run is published only once its report is complete
+        run_dir = publish_run(stage, reports_dir, run_id)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)  # nothing half-written is left behind
+        raise
 
     base = config.report_base_url.rstrip("/")
     links = {

@@ -85,6 +85,15 @@ class TrainConfig(_Frozen):
         True, description="Batch sentences of similar length together (less padding)."
     )
     seed: int = Field(42, description="Seed of model initialisation and data order.")
+    evals_per_epoch: int = Field(
+        2,
+        ge=1,
+        le=20,
+        description=(
+            "Validation evaluations (and Trainer checkpoints) per epoch; an interrupted run "
+            "resumes from the last one."
+        ),
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto' uses CUDA when present, else the CPU."
     )

@@ -20,8 +20,14 @@ from sentiment_lora.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 LABEL_NAMES: tuple[str, str] = ("negative", "positive")
+MAX_SENTENCE_CHARS = 5_000  # SST-2's longest sentence has ~270 characters
 SPLIT_FILES: dict[str, str] = {"train": "train.tsv", "test": "dev.tsv"}
 _WS = re.compile(r"\s+")
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """``repr`` of ``text``, cut to ``limit`` characters (error messages stay one line)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} chars)"
 
 
 class DataFormatError(ValueError):
@@ -79,7 +85,9 @@ def read_glue_tsv(path: Path | str) -> pd.DataFrame:
     lines = text.splitlines()
     header = lines[0].strip().split("\t")
     if header != ["sentence", "label"]:
-        raise DataFormatError(path, f"header must be 'sentence<TAB>label', got {lines[0]!r}", 1)
+        raise DataFormatError(
+            path, f"header must be 'sentence<TAB>label', got {_short(lines[0])}", 1
+        )
     sentences: list[str] = []
     labels: list[int] = []
     for number, line in enumerate(lines[1:], start=2):
@@ -92,9 +100,16 @@ def read_glue_tsv(path: Path | str) -> pd.DataFrame:
             )
         sentence, label = fields
         if label.strip() not in ("0", "1"):
-            raise DataFormatError(path, f"label must be 0 or 1, got {label!r}", number)
+            raise DataFormatError(path, f"label must be 0 or 1, got {_short(label)}", number)
         if not sentence.strip():
             raise DataFormatError(path, "empty sentence", number)
+        if len(sentence) > MAX_SENTENCE_CHARS:
+            raise DataFormatError(
+                path,
+                f"sentence of {len(sentence):,} characters (limit {MAX_SENTENCE_CHARS:,}): "
+                "is the file really GLUE TSV?",
+                number,
+            )
         sentences.append(sentence)
         labels.append(int(label))
     if not sentences:

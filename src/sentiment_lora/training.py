@@ -101,6 +101,8 @@ class ProgressLogger(TrainerCallback):
         self._next, self._start = 0.0, time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
+        if state.global_step == state.max_steps:  # always evaluate and keep the final weights
+            control.should_evaluate = control.should_save = True
         fraction = state.global_step / max(state.max_steps, 1)
         if fraction >= self._next:
             elapsed = time.monotonic() - self._start
@@ -174,6 +176,8 @@ def train_lora(
     val_ds = _tokenize(prepared.validation_path, tokenizer, train.max_length)
 
     checkpoints = output_dir / CHECKPOINT_DIR
+    steps_per_epoch = math.ceil(len(train_ds) / hp.batch_size)
+    eval_steps = max(1, math.ceil(steps_per_epoch / train.evals_per_epoch))
     args = TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=hp.batch_size,
@@ -182,14 +186,16 @@ def train_lora(
         learning_rate=hp.learning_rate,
         weight_decay=hp.weight_decay,
         warmup_steps=hp.warmup_ratio,
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="steps",
+        save_strategy="steps",
+        eval_steps=eval_steps,
+        save_steps=eval_steps,
         save_total_limit=2,
         load_best_model_at_end=True,
         metric_for_best_model=F1_MACRO,
         greater_is_better=True,
         logging_strategy="steps",
-        logging_steps=max(1, math.ceil(len(train_ds) / hp.batch_size) // 10),  # ~10 per epoch
+        logging_steps=max(1, steps_per_epoch // 10),  # ~10 loss logs per epoch
         train_sampling_strategy="group_by_length" if train.group_by_length else "random",
         seed=train.seed,
         data_seed=train.seed,
@@ -209,7 +215,7 @@ def train_lora(
         callbacks=[ProgressLogger(hp.name, hp.batch_size)],
     )
     trainer.remove_callback(PrinterCallback)  # ProgressLogger reports instead of raw dicts
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    last = last_complete_checkpoint(checkpoints)
     log.info(
         "[%s] training %d examples x %d epochs on %s (lr %g, r %d, alpha %g, %d trainable)%s",
         hp.name,
@@ -269,6 +275,17 @@ def train_lora(
         device=str(device),
         resumed_from_checkpoint=last is not None,
     )
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """Newest Trainer checkpoint that was fully written; partial ones (a crash mid-save) are
+    removed so training resumes from the one before."""
+    while checkpoints.is_dir() and (last := get_last_checkpoint(str(checkpoints))):
+        if (Path(last) / "trainer_state.json").is_file():
+            return last
+        log.warning("removing incomplete checkpoint %s", last)
+        shutil.rmtree(last)
+    return None
 
 
 def select_best(results: list[TrainingResult]) -> TrainingResult:

@@ -48,8 +48,21 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
 
 
 @pytest.mark.slow
-def test_pipeline_learns_caches_and_retrains_only_what_changed(harness, sst2_dir, tmp_path) -> None:
+def test_pipeline_learns_caches_and_retrains_only_what_changed(
+    harness, sst2_dir, tmp_path, monkeypatch
+) -> None:
+    secret = "hf_SECRETtoken0123456789"
+    for name in ("HF_TOKEN", "PREFECT_API_KEY", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, secret)
     run_dir, states = _run(tmp_path, sst2_dir, GRID)
+
+    # No secret from the environment reaches the outputs or the run's logs.
+    for path in run_dir.rglob("*"):
+        if path.is_file() and path.suffix in {".json", ".html", ".csv", ".md", ".txt"}:
+            assert secret not in path.read_text(errors="ignore"), path
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs()
+    assert logs and not any(secret in log.message for log in logs)
 
     # Outputs and their shape.
     summary = json.loads(

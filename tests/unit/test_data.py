@@ -148,3 +148,26 @@ def test_real_sst2_counts(sst2_dir: Path, tmp_path: Path) -> None:
     assert abs(c["validation"] / (c["train"] + c["validation"]) - 0.15) < 0.001
     assert prepared.class_balance["test"] == {"negative": 428, "positive": 444}
     assert prepared.source_hashes["dev.tsv"].startswith("54a9c12c")
+
+
+def test_a_10mb_single_line_fails_fast_with_a_short_message(tmp_path: Path) -> None:
+    path = tmp_path / "huge.tsv"
+    path.write_text("x" * 10_000_000)
+    with pytest.raises(DataFormatError) as err:
+        read_glue_tsv(path)
+    assert str(err.value).startswith(f"{path}:1: header must be")
+    assert len(str(err.value)) < 300
+
+
+def test_a_10mb_sentence_row_is_rejected_naming_the_line(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "train.tsv", ["a fine film\t1", "y" * 10_000_000 + "\t0"])
+    with pytest.raises(DataFormatError, match=r"train\.tsv:3: sentence of 10,000,000 characters"):
+        read_glue_tsv(path)
+
+
+def test_nothing_is_written_when_the_data_is_bad(tiny_sst2: Path, tmp_path: Path) -> None:
+    with open(tiny_sst2 / "dev.tsv", "a") as fh:
+        fh.write("a broken row\tpos\n")
+    with pytest.raises(DataFormatError, match="dev.tsv:12"):
+        prepare_sst2(DataConfig(data_dir=str(tiny_sst2)), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -80,7 +80,7 @@ def test_distilbert_trains_saves_and_reloads(
     )
 
     assert result.target_modules == ["q_lin", "v_lin"]
-    assert [r.epoch for r in result.history] == [1.0, 2.0]
+    assert [r.epoch for r in result.history] == [0.5, 1.0, 1.5, 2.0]  # evals_per_epoch=2
     assert result.history[-1].train_loss is not None
     adapter = Path(result.adapter_dir)
     assert (adapter / "adapter_model.safetensors").is_file()
@@ -98,3 +98,16 @@ def test_distilbert_trains_saves_and_reloads(
     assert torch.allclose(torch.tensor(probs.sum(axis=1)), torch.ones(2, dtype=torch.float64))
     # The reloaded model is the trained one: same outputs as the in-training copy would give twice.
     assert (SentimentAnalyzer.load(adapter).predict_proba(texts) == probs).all()
+
+
+def test_incomplete_checkpoints_are_skipped(tmp_path: Path) -> None:
+    from sentiment_lora.training import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "none") is None
+    for step, complete in ((10, True), (20, True), (30, False)):
+        d = tmp_path / f"checkpoint-{step}"
+        d.mkdir()
+        if complete:
+            (d / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
+    assert not (tmp_path / "checkpoint-30").exists()

@@ -1,0 +1,57 @@
+"""Cheap checks of a run's environment, done before any data is read or model trained.
+
+Parameter *values* are validated by the pydantic models; these checks need the file system
+(and, for a hub model id, the hub): each error names the parameter it is about.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+
+from sentiment_lora.config import PipelineConfig
+from sentiment_lora.data import source_fingerprint
+from sentiment_lora.modeling import ModelLoadError, model_type_of, resolve_model_source
+from sentiment_lora.storage import is_url
+
+
+class PreflightError(ValueError):
+    """A parameter points at something unusable."""
+
+
+def check_writable_dir(path: Path | str, *, parameter: str) -> None:
+    """Create ``path`` if needed and prove a file can be written in it."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise PreflightError(
+            f"{parameter}: {path} is not a writable directory ({exc.strerror})"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PreflightError(f"{parameter}: {path} is not a writable directory")
+
+
+def check_model(model: str) -> str:
+    """Resolve ``model`` and read its config; returns its model type."""
+    try:
+        return model_type_of(resolve_model_source(model))
+    except ModelLoadError as exc:
+        raise PreflightError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise PreflightError(f"model: cannot load {model!r}: {str(exc).splitlines()[0]}") from None
+
+
+def preflight(config: PipelineConfig) -> None:
+    """Every check, in order of cost; raises :class:`PreflightError` naming the parameter."""
+    check_writable_dir(config.reports_dir, parameter="reports_dir")
+    if config.gate:
+        check_writable_dir(config.registry_dir, parameter="registry_dir")
+    if not is_url(config.artifacts_dir):
+        check_writable_dir(config.artifacts_dir, parameter="artifacts_dir")
+    try:
+        source_fingerprint(config.data)
+    except ValueError as exc:
+        raise PreflightError(f"data.data_dir: {exc}") from None
+    check_model(config.train.model)
