@@ -51,3 +51,10 @@ def test_predict_rejects_non_utf8_and_missing_files(
     assert main(["predict", "--model-dir", str(model_dir), str(tmp_path / "none.txt")]) == 2
     assert main(["predict", "--model-dir", str(tmp_path / "no-model"), str(bad)]) == 2
     assert "--model-dir" in capsys.readouterr().err
+
+
+def test_predict_on_an_empty_file_writes_nothing(model_dir: Path, tmp_path: Path, capsys) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["predict", "--model-dir", str(model_dir), str(empty)]) == 0
+    assert capsys.readouterr().out == ""
