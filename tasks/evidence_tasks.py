@@ -8,7 +8,7 @@ from sentiment_lora.baselines import evaluate_baselines
 from sentiment_lora.calibration import CalibrationReport
 from sentiment_lora.config import StatsConfig, TrainConfig
 from sentiment_lora.data import PreparedData, read_split
-from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
+from sentiment_lora.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.evidence import (
     ErrorReport,
     StatisticalTests,
@@ -16,7 +16,6 @@ from sentiment_lora.evidence import (
     calibrate_model,
     run_statistical_tests,
 )
-from sentiment_lora.inference import SentimentAnalyzer
 from sentiment_lora.training import TrainingResult
 from tasks.caching import baselines_cache_key, inputs_cache_key, validation_cache_key
 
@@ -49,12 +48,13 @@ def predict_validation(
     result: TrainingResult, prepared: PreparedData, train: TrainConfig
 ) -> Evaluation:
     """The best config's probabilities on the validation split (for temperature scaling)."""
-    frame = read_split(prepared.validation_path)
-    analyzer = SentimentAnalyzer.load(
-        result.adapter_dir, batch_size=train.eval_batch_size, device=train.device
+    return evaluate_saved_model(
+        result.adapter_dir,
+        prepared.validation_path,
+        name=result.config_name,
+        batch_size=train.eval_batch_size,
+        device=train.device,
     )
-    probs = analyzer.predict_proba(frame["sentence"].tolist())[:, 1]
-    return evaluate_probabilities(result.config_name, frame["label"].tolist(), probs)
 
 
 @task(name="statistical-tests", cache_key_fn=inputs_cache_key, **_CACHED)

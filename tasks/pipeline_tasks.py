@@ -13,9 +13,8 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
-from sentiment_lora.data import PreparedData, prepare_sst2, read_split
-from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
-from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.data import PreparedData, prepare_sst2
+from sentiment_lora.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.paths import RESULTS_FILE, publish_run
 from sentiment_lora.report import render_report, summary_markdown
 from sentiment_lora.summary import (
@@ -89,12 +88,13 @@ def evaluate_on_test(
     result: TrainingResult, prepared: PreparedData, train: TrainConfig
 ) -> Evaluation:
     """Evaluate one trained config on the test split."""
-    test = read_split(prepared.test_path)
-    analyzer = SentimentAnalyzer.load(
-        result.adapter_dir, batch_size=train.eval_batch_size, device=train.device
+    evaluation = evaluate_saved_model(
+        result.adapter_dir,
+        prepared.test_path,
+        name=result.config_name,
+        batch_size=train.eval_batch_size,
+        device=train.device,
     )
-    probs = analyzer.predict_proba(test["sentence"].tolist())[:, 1]
-    evaluation = evaluate_probabilities(result.config_name, test["label"].tolist(), probs)
     get_run_logger().info(
         "[%s] test accuracy %.4f, macro-F1 %.4f",
         result.config_name,

@@ -113,3 +113,21 @@ def evaluate_probabilities(
         predictions=[int(x >= 0.5) for x in probs],
         prob_positive=probs,
     )
+
+
+def evaluate_saved_model(
+    model_dir: str,
+    split_path: str,
+    *,
+    name: str,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> Evaluation:
+    """Load a saved model directory and evaluate it on a prepared split (parquet)."""
+    from sentiment_lora.data import read_split
+    from sentiment_lora.inference import SentimentAnalyzer
+
+    frame = read_split(split_path)
+    analyzer = SentimentAnalyzer.load(model_dir, batch_size=batch_size, device=device)
+    probs = analyzer.predict_proba(frame["sentence"].tolist())[:, 1]
+    return evaluate_probabilities(name, frame["label"].tolist(), probs)
