@@ -66,3 +66,9 @@ lint: setup
 
 clean:
 	rm -rf artifacts .prefect .pytest_cache
+
+.PHONY: bench bench-quick
+bench: setup
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
+bench-quick: setup
+	$(BIN)/python bench/run_bench.py --quick
