@@ -33,7 +33,7 @@ def harness():
         yield PREFECT_API_URL.value()
 
 
-def _params(tmp: Path, sst2_dir: Path, *, grid=ONE, seed: int = 42, rows: int = 300) -> dict:
+def _params(tmp: Path, sst2_dir: Path, *, grid=ONE, seed: int = 42, rows: int = 200) -> dict:
     return {
         "data": DataConfig(
             data_dir=str(sst2_dir),
@@ -160,12 +160,12 @@ def _spawn(harness_url: str, params: dict, log: Path) -> subprocess.Popen:
 
 TWO = [
     LoraHyperparams(name="first", learning_rate=2e-3, epochs=1),
-    LoraHyperparams(name="second", learning_rate=1e-3, epochs=2),
+    LoraHyperparams(name="second", learning_rate=1e-3, epochs=1),
 ]
 
 
 def test_sigkill_mid_training_resumes_from_the_last_checkpoint(harness, sst2_dir, tmp_path):
-    params = _params(tmp_path, sst2_dir, grid=TWO, rows=600)
+    params = _params(tmp_path, sst2_dir, grid=TWO, rows=480)  # 30 steps, a checkpoint every 8
     proc = _spawn(harness, params, tmp_path / "killed.log")
     deadline = time.monotonic() + 300
     checkpoint = None
