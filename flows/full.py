@@ -207,6 +207,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--max-parallel", type=int, default=1, help="configs trained at once")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="bf16 autocast training and bf16 inference; auto: where the device runs bf16 natively",
+    )
     p.add_argument("--reports-dir", default="reports", help="where run directories are written")
     p.add_argument(
         "--artifacts-dir", default="artifacts", help="cache of prepared data and adapters"
@@ -237,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
                 **{k: v for k, v in caps.items() if v is not None},
             }
         )
-        train = TrainConfig(model=args.model, max_parallel=args.max_parallel, device=args.device)
+        train = TrainConfig(
+            model=args.model,
+            max_parallel=args.max_parallel,
+            device=args.device,
+            precision=args.precision,
+        )
         options = {
             "profile": profile,
             "data": data,

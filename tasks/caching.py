@@ -15,7 +15,12 @@ from pydantic import BaseModel
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.fingerprint import code_version, fingerprint
-from sentiment_lora.modeling import METADATA_FILE, model_fingerprint
+from sentiment_lora.modeling import (
+    METADATA_FILE,
+    model_fingerprint,
+    pick_device,
+    resolve_precision,
+)
 
 # Fields of TrainConfig that do not change a trained model.
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
@@ -68,6 +73,8 @@ def training_key(prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig
         prepared.fingerprint,
         hp.model_dump_json(),
         train.model_dump_json(exclude=_RUNTIME_ONLY),
+        # 'auto' precision differs by machine: key on what it resolves to here
+        resolve_precision(train.precision, pick_device(train.device)),
         model_fingerprint(train.model),
         code_version(),
     )

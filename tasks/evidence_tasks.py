@@ -32,6 +32,7 @@ def evaluate_baselines_task(prepared: PreparedData, train: TrainConfig) -> dict[
         max_length=train.max_length,
         batch_size=train.eval_batch_size,
         device=train.device,
+        precision=train.precision,
     )
     for name, ev in baselines.items():
         get_run_logger().info("baseline %s: test accuracy %.4f", name, ev.metrics.accuracy)
@@ -54,6 +55,7 @@ def predict_validation(
         name=result.config_name,
         batch_size=train.eval_batch_size,
         device=train.device,
+        precision=train.precision,
     )
 
 

@@ -94,6 +94,7 @@ def evaluate_on_test(
         name=result.config_name,
         batch_size=train.eval_batch_size,
         device=train.device,
+        precision=train.precision,
     )
     get_run_logger().info(
         "[%s] test accuracy %.4f, macro-F1 %.4f",

@@ -36,6 +36,7 @@ def evaluate_baselines(
     max_length: int = 128,
     batch_size: int = 64,
     device: str = "auto",
+    precision: str = "auto",
 ) -> dict[str, Evaluation]:
     """Evaluate every baseline on the test split; all are fit on the same training split."""
     train, test = read_split(prepared.train_path), read_split(prepared.test_path)
@@ -43,7 +44,12 @@ def evaluate_baselines(
     train_labels = train["label"].to_numpy()
 
     head = SentimentAnalyzer.from_base_model(
-        model, seed=seed, max_length=max_length, batch_size=batch_size, device=device
+        model,
+        seed=seed,
+        max_length=max_length,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
     )
     tfidf = fit_tfidf_logreg(train["sentence"].tolist(), train_labels, seed=seed)
     probabilities = {

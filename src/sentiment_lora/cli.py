@@ -60,7 +60,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    analyzer = SentimentAnalyzer.load(model_dir, batch_size=args.batch_size, device=args.device)
+    analyzer = SentimentAnalyzer.load(
+        model_dir, batch_size=args.batch_size, device=args.device, precision=args.precision
+    )
     out = sys.stdout
     for text, prediction in zip(texts, analyzer.predict(texts), strict=True):
         out.write(json.dumps({"text": text, **prediction.model_dump()}, ensure_ascii=False) + "\n")
@@ -127,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--registry-dir", default="registry", help="default: registry")
     predict.add_argument("--batch-size", type=int, default=64)
     predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    predict.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16"],
+        default="auto",
+        help="'auto': bf16 where the device computes it natively, else fp32",
+    )
     predict.set_defaults(func=cmd_predict, uses_models=True)
     fetch = sub.add_parser("fetch-data", help="download SST-2 from the Hugging Face hub as TSV")
     fetch.add_argument("out_dir", help="directory for train.tsv and dev.tsv")

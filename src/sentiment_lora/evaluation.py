@@ -122,12 +122,15 @@ def evaluate_saved_model(
     name: str,
     batch_size: int = 64,
     device: str = "auto",
+    precision: str = "auto",
 ) -> Evaluation:
     """Load a saved model directory and evaluate it on a prepared split (parquet)."""
     from sentiment_lora.data import read_split
     from sentiment_lora.inference import SentimentAnalyzer
 
     frame = read_split(split_path)
-    analyzer = SentimentAnalyzer.load(model_dir, batch_size=batch_size, device=device)
+    analyzer = SentimentAnalyzer.load(
+        model_dir, batch_size=batch_size, device=device, precision=precision
+    )
     probs = analyzer.predict_proba(frame["sentence"].tolist())[:, 1]
     return evaluate_probabilities(name, frame["label"].tolist(), probs)

@@ -147,6 +147,30 @@ def pick_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def fast_bf16_available(device: torch.device) -> bool:
+    """True if ``device`` runs bfloat16 matrix work natively (faster than fp32).
+
+    CUDA: ``torch.cuda.is_bf16_supported()``. CPU: AVX-512 BF16 or AMX; without them bf16 is
+    emulated and slower than fp32, so 'auto' stays on fp32.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        cpu = torch.cpu
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+        return any(getattr(cpu, name, lambda: False)() for name in checks)
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' -> 'bf16' where the device has fast bf16, else 'fp32'; explicit values unchanged."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision == "auto":
+        return "bf16" if fast_bf16_available(device) else "fp32"
+    return precision
+
+
 METADATA_FILE = "sentiment_lora.json"
 
 

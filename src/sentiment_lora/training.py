@@ -31,6 +31,7 @@ from sentiment_lora.modeling import (
     load_tokenizer,
     pick_device,
     resolve_model_source,
+    resolve_precision,
     write_model_metadata,
 )
 
@@ -69,6 +70,7 @@ class TrainingResult(BaseModel):
     total_parameters: int
     target_modules: list[str]
     device: str
+    precision: str = "fp32"
     resumed_from_checkpoint: bool
 
 
@@ -167,6 +169,7 @@ def train_lora(
     """
     output_dir = Path(output_dir)
     device = pick_device(train.device)
+    precision = resolve_precision(train.precision, device)
     source = resolve_model_source(train.model)
     set_seed(train.seed)
     tokenizer = load_tokenizer(source)
@@ -200,6 +203,7 @@ def train_lora(
         seed=train.seed,
         data_seed=train.seed,
         use_cpu=device.type == "cpu",
+        bf16=precision == "bf16",  # autocast; the weights and optimizer state stay fp32
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -217,11 +221,12 @@ def train_lora(
     trainer.remove_callback(PrinterCallback)  # ProgressLogger reports instead of raw dicts
     last = last_complete_checkpoint(checkpoints)
     log.info(
-        "[%s] training %d examples x %d epochs on %s (lr %g, r %d, alpha %g, %d trainable)%s",
+        "[%s] training %d examples x %d epochs on %s, %s (lr %g, r %d, alpha %g, %d trainable)%s",
         hp.name,
         len(train_ds),
         hp.epochs,
         device,
+        precision,
         hp.learning_rate,
         hp.lora_r,
         hp.lora_alpha,
@@ -273,6 +278,7 @@ def train_lora(
         total_parameters=total,
         target_modules=targets,
         device=str(device),
+        precision=precision,
         resumed_from_checkpoint=last is not None,
     )
 
