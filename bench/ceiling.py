@@ -19,12 +19,12 @@ from sentiment_lora.modeling import load_classifier, resolve_model_source
 MATMUL_N = 2048
 
 
-def matmul_gflops(n: int = MATMUL_N, repeats: int = 7) -> dict:
-    """Median fp32 GFLOP/s of ``n x n @ n x n`` over ``repeats`` timed runs (after 2 warm-ups)."""
+def matmul_gflops(n: int = MATMUL_N, repeats: int = 7, dtype: torch.dtype = torch.float32) -> dict:
+    """Median GFLOP/s of ``n x n @ n x n`` over ``repeats`` timed runs (after 2 warm-ups)."""
     gen = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=gen)
-    b = torch.randn(n, n, generator=gen)
-    out = torch.empty(n, n)
+    a = torch.randn(n, n, generator=gen).to(dtype)
+    b = torch.randn(n, n, generator=gen).to(dtype)
+    out = torch.empty(n, n, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b, out=out)
     rates = []
@@ -34,6 +34,7 @@ def matmul_gflops(n: int = MATMUL_N, repeats: int = 7) -> dict:
         rates.append(2 * n**3 / (time.perf_counter() - started) / 1e9)
     return {
         "n": n,
+        "dtype": str(dtype).removeprefix("torch."),
         "repeats": repeats,
         "threads": torch.get_num_threads(),
         "gflops_runs": rates,

@@ -70,6 +70,8 @@ def machine_info() -> dict:
     import torch
     import transformers
 
+    from sentiment_lora.modeling import fast_bf16_available
+
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
@@ -79,14 +81,20 @@ def machine_info() -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "peft": peft.__version__,
+        "native_bf16": fast_bf16_available(torch.device("cpu")),
         "load_average_start": list(load_average()),
     }
 
 
-def test_sentences() -> list[str]:
+def test_split() -> tuple[list[str], list[int]]:
     """The 872 GLUE dev sentences (the project's test set), whitespace-normalised as the
-    pipeline does."""
+    pipeline does, and their labels."""
     from sentiment_lora.data import normalize_whitespace, read_glue_tsv
 
     frame = read_glue_tsv(DATA_DIR / "dev.tsv")
-    return [normalize_whitespace(s) for s in frame["sentence"]]
+    return [normalize_whitespace(s) for s in frame["sentence"]], frame["label"].tolist()
+
+
+def test_sentences() -> list[str]:
+    """The sentences of :func:`test_split`."""
+    return test_split()[0]

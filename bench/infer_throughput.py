@@ -1,12 +1,16 @@
 """Inference throughput and peak memory on the 872 test sentences, three ways.
 
-- project: ``SentimentAnalyzer.predict_proba`` (length-sorted batches of 64, max_length 128);
+- project: ``SentimentAnalyzer.predict_proba`` (length-sorted batches of 64, max_length 128) at
+  the project's default precision ('auto': bf16 weights where the CPU computes bf16 natively);
 - notebook: the research notebook's ``batch_predict``, reimplemented: one sentence at a time,
-  ``tokenizer(text, truncation=True, max_length=512, return_tensors="pt")``, forward, softmax;
+  ``tokenizer(text, truncation=True, max_length=512, return_tensors="pt")``, forward, softmax,
+  fp32;
 - pipeline: ``transformers.pipeline("text-classification", batch_size=32, device=-1)`` on the
-  same model and tokenizer objects.
+  same fp32 model and tokenizer objects as the notebook loop.
 
-Speed uses the base model with an untrained, seeded head (``from_base_model("embedded")``).
+Speed uses the base model with an untrained, seeded head (``from_base_model("embedded")``); the
+project's copy is the same weights, cast. What bf16 costs in accuracy is measured on a trained
+model by :func:`precision_accuracy` (the bench's own quick-profile run).
 
 Peak memory, two ways (tracemalloc does not see torch's allocations):
 
@@ -20,6 +24,7 @@ Peak memory, two ways (tracemalloc does not see torch's allocations):
 """
 
 import argparse
+import copy
 import ctypes
 import json
 import resource
@@ -33,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import torch
-from common import BENCH_DIR, child_env, median, set_threads, test_sentences
+from common import BENCH_DIR, child_env, median, set_threads, test_sentences, test_split
 
 from sentiment_lora.inference import SentimentAnalyzer
 
@@ -82,19 +87,42 @@ def pipeline_predictor(model, tokenizer) -> Predictor:
     return predict
 
 
-def predictors(analyzer: SentimentAnalyzer) -> dict[str, Predictor]:
-    """The three methods, all on the analyzer's model and tokenizer."""
-    model, tokenizer = analyzer.model, analyzer.tokenizer
+def predictors(reference: SentimentAnalyzer, project: SentimentAnalyzer) -> dict[str, Predictor]:
+    """The three methods: the project's analyzer; the notebook loop and the pipeline on the
+    fp32 ``reference`` analyzer's model and tokenizer."""
+    model, tokenizer = reference.model, reference.tokenizer
     return {
-        PROJECT: analyzer.predict_proba,
+        PROJECT: project.predict_proba,
         NOTEBOOK: lambda texts: notebook_batch_predict(model, tokenizer, texts),
         PIPELINE: pipeline_predictor(model, tokenizer),
     }
 
 
-def load_analyzer() -> SentimentAnalyzer:
-    """The embedded base model with an untrained, seeded head, on the CPU."""
-    return SentimentAnalyzer.from_base_model("embedded", device="cpu")
+def load_analyzers() -> tuple[SentimentAnalyzer, SentimentAnalyzer]:
+    """(fp32 reference, project): the embedded base model with an untrained, seeded head on the
+    CPU, and the same weights at the project's default precision."""
+    reference = SentimentAnalyzer.from_base_model("embedded", device="cpu", precision="fp32")
+    project = SentimentAnalyzer(
+        copy.deepcopy(reference.model), reference.tokenizer, device="cpu", precision="auto"
+    )
+    return reference, project
+
+
+def precision_accuracy(model_dir: str) -> dict:
+    """Test accuracy of a trained model at fp32 and at the project's default precision."""
+    texts, labels = test_split()
+    out: dict = {"model_dir": model_dir, "sentences": len(texts)}
+    predictions = {}
+    for precision in ("fp32", "auto"):
+        analyzer = SentimentAnalyzer.load(model_dir, device="cpu", precision=precision)
+        predictions[analyzer.precision] = analyzer.predict_proba(texts).argmax(axis=1)
+        correct = predictions[analyzer.precision] == np.asarray(labels)
+        out[f"accuracy_{precision}"] = float(correct.mean())
+        out[f"resolved_{precision}"] = analyzer.precision
+    out["delta_points"] = 100 * (out["accuracy_auto"] - out["accuracy_fp32"])
+    first, *rest = predictions.values()
+    out["label_agreement"] = float((first == rest[0]).mean()) if rest else 1.0
+    return out
 
 
 def trim_heap() -> None:
@@ -121,8 +149,8 @@ def timed_call(predict: Predictor, texts: Sequence[str]) -> tuple[np.ndarray, fl
 def benchmark(rounds: int, log=print) -> dict:
     """Time the three methods round-robin (the order rotates each round); median ratios."""
     texts = test_sentences()
-    analyzer = load_analyzer()
-    methods = predictors(analyzer)
+    reference, analyzer = load_analyzers()
+    methods = predictors(reference, analyzer)
     trim_heap()
     rss_loaded = psutil.Process().memory_info().rss
     for predict in methods.values():  # warm-up: lazy initialisation, first-call kernels
@@ -154,6 +182,7 @@ def benchmark(rounds: int, log=print) -> dict:
     return {
         "sentences": len(texts),
         "rounds": rounds,
+        "precision": {PROJECT: analyzer.precision, NOTEBOOK: "fp32", PIPELINE: "fp32"},
         "mean_tokens_per_sentence": float(np.mean(lengths)),
         "runs": runs,
         "median_sps": {m: median(v) for m, v in sps.items()},
@@ -197,7 +226,8 @@ def measure_memory(method: str) -> dict:
     """Peak memory of one method's pass over the test sentences (run in a fresh process)."""
     set_threads()
     texts = test_sentences()
-    predict = predictors(load_analyzer())[method]
+    reference, project = load_analyzers()
+    predict = predictors(reference, project)[method]
     trim_heap()
     maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
     rss_before = psutil.Process().memory_info().rss

@@ -22,6 +22,7 @@ from pathlib import Path
 import ceiling
 import infer_throughput
 import pipeline_walltime
+import torch
 import train_throughput
 from accuracy import read_run, read_run_dir
 from common import (
@@ -127,7 +128,9 @@ def print_tables(r: dict) -> None:
     log("\n== compute ceiling ==")
     log(
         f"fp32 matmul {c['matmul']['n']}x{c['matmul']['n']}, {c['matmul']['threads']} threads: "
-        f"{c['matmul']['gflops_median']:.1f} GFLOP/s (median of {c['matmul']['repeats']})"
+        f"{c['matmul']['gflops_median']:.1f} GFLOP/s (median of {c['matmul']['repeats']}); "
+        f"bf16 {c['matmul_bf16']['gflops_median']:.1f} GFLOP/s (native bf16 on this CPU: "
+        f"{r['machine'].get('native_bf16')})"
     )
     f = c["model"]
     log(
@@ -153,7 +156,9 @@ def print_tables(r: dict) -> None:
             f"ceiling (vs the same round's matmul rate, median): project "
             f"{r['ceiling_pct']:.1f}%; notebook "
             f"{r['ceiling_pct_notebook_useful']:.1f}% useful (non-pad), "
-            f"{r['ceiling_pct_notebook_executed']:.1f}% executed (incl. padding)"
+            f"{r['ceiling_pct_notebook_executed']:.1f}% executed (incl. padding); project vs the "
+            f"bf16 matmul rate {r['ceiling_pct_vs_bf16_matmul']:.1f}% (precision "
+            f"{t['precision']['project']})"
         )
     if i := r.get("infer"):
         log(f"\n== inference: {i['sentences']} sentences, {i['rounds']} rounds ==")
@@ -163,7 +168,10 @@ def print_tables(r: dict) -> None:
             m = mem.get(k)
             fresh = f"; fresh process +{m['delta_mib']:.1f} MiB" if m else ""
             inproc = i["peak_delta_mib_in_process"][k]
-            log(f"{k:9s} {v:7.1f} sentences/s  peak RSS +{inproc:.1f} MiB in-process{fresh}")
+            log(
+                f"{k:9s} {i['precision'][k]:5s} {v:7.1f} sentences/s  peak RSS +{inproc:.1f} MiB "
+                f"in-process{fresh}"
+            )
         log(
             f"project vs notebook loop x{i['ratio_vs_notebook']['median']:.2f}, "
             f"vs pipeline x{i['ratio_vs_pipeline']['median']:.2f} (median of {i['rounds']} rounds)"
@@ -181,6 +189,13 @@ def print_tables(r: dict) -> None:
             f"({p['warm_pct']:.1f}% of cold); Prefect server: {p['prefect_server']}"
         )
         log(f"task states: cold {p['cold']['task_states']}, warm {p['warm']['task_states']}")
+    if a := r.get("precision_accuracy"):
+        log(
+            f"\n== inference precision on the cold run's model ({a['sentences']} test sentences) "
+            f"==\nfp32 {a['accuracy_fp32']:.4f}, project default ({a['resolved_auto']}) "
+            f"{a['accuracy_auto']:.4f}: {a['delta_points']:+.2f} points, same label on "
+            f"{100 * a['label_agreement']:.1f}%"
+        )
     log("\n== time per part (s, 1-min load average at its end) ==")
     log(
         ", ".join(f"{k} {v['seconds']:.0f} s ({v['load_1min']:.1f})" for k, v in r["parts"].items())
@@ -212,7 +227,11 @@ def run_parts(args: argparse.Namespace, results: dict) -> None:
 
     started = time.perf_counter()
     log("compute ceiling ...")
-    results["ceiling"] = {"matmul": ceiling.matmul_gflops(), "model": ceiling.model_flops()}
+    results["ceiling"] = {
+        "matmul": ceiling.matmul_gflops(),
+        "matmul_bf16": ceiling.matmul_gflops(dtype=torch.bfloat16),  # context: what bf16 offers
+        "model": ceiling.model_flops(),
+    }
     gflops = results["ceiling"]["matmul"]["gflops_median"]
     flops = results["ceiling"]["model"]
     mark("ceiling", started)
@@ -239,6 +258,11 @@ def run_parts(args: argparse.Namespace, results: dict) -> None:
         results["ceiling_pct_vs_start_matmul"] = ceiling.ceiling_pct(
             train["median"]["project"]["tokens_per_s"], per_token, gflops
         )
+        results["ceiling_pct_vs_bf16_matmul"] = ceiling.ceiling_pct(
+            train["median"]["project"]["tokens_per_s"],
+            per_token,
+            results["ceiling"]["matmul_bf16"]["gflops_median"],
+        )
         results["ceiling_pct_notebook_useful"] = share("notebook", "tokens_per_s")
         results["ceiling_pct_notebook_executed"] = share("notebook", "positions_per_s")
         mark("train", started)
@@ -264,13 +288,17 @@ def run_parts(args: argparse.Namespace, results: dict) -> None:
             + (
                 "CAPPED for bench-quick: --max-train-samples 1000 --max-validation-samples 200"
                 if args.quick
-                else "(6,000 train / 1,000 validation rows)"
+                else "(12,000 train / 1,000 validation rows)"
             )
             + " ..."
         )
         results["pipeline"] = pipeline_walltime.benchmark(
-            args.quick, log=log, keep=args.keep_pipeline_dir
+            args.quick,
+            log=log,
+            keep=args.keep_pipeline_dir,
+            on_model=infer_throughput.precision_accuracy,
         )
+        results["precision_accuracy"] = results["pipeline"].pop("model_check")
         mark("pipeline", started)
     results["accuracy"] = accuracy_part(args, results.get("pipeline"))
     if results.get("pipeline"):

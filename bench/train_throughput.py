@@ -5,8 +5,10 @@ targets) on the same 2,000-row stratified subset of the prepared train split for
 of optimizer steps at batch 16, through the Hugging Face Trainer and the project's own loaders:
 
 - project: dynamic padding (``DataCollatorWithPadding``) + ``group_by_length``, the data
-  tokenized by the project's ``training._tokenize``;
-- notebook: every example padded to 128 tokens, random order.
+  tokenized by the project's ``training._tokenize``, and the project's precision
+  (``TrainConfig.precision`` 'auto': bf16 autocast where the CPU computes bf16 natively, as
+  ``train_lora`` does);
+- notebook: every example padded to 128 tokens, random order, fp32.
 
 The default step count covers one whole length-grouping megabatch (see ``DEFAULT_STEPS``), so
 the project's examples/s is not measured on its longest sentences only.
@@ -33,9 +35,16 @@ from transformers import (
     set_seed,
 )
 
-from sentiment_lora.config import DataConfig, LoraHyperparams
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.data import PreparedData, prepare_sst2, read_split
-from sentiment_lora.modeling import add_lora, load_classifier, load_tokenizer, resolve_model_source
+from sentiment_lora.modeling import (
+    add_lora,
+    load_classifier,
+    load_tokenizer,
+    pick_device,
+    resolve_model_source,
+    resolve_precision,
+)
 from sentiment_lora.training import _tokenize
 
 TRAIN_ROWS = 2000
@@ -52,6 +61,8 @@ HP = LoraHyperparams(
     batch_size=BATCH_SIZE,
 )
 PROJECT, NOTEBOOK = "project", "notebook"
+# What the project's training resolves its default precision to on this CPU.
+PROJECT_PRECISION = resolve_precision(TrainConfig().precision, pick_device("cpu"))
 # group_by_length sorts each "megabatch" of mega_batch_mult * batch_size random examples longest
 # first (transformers' default mult: min(rows // (4 * batch), 50) = 31 here), and puts the batch
 # with the longest example first. A window of a few steps therefore sees the longest sentences
@@ -113,6 +124,7 @@ def run_once(
     model = add_lora(load_classifier(source), HP)
     counter = BatchCounter(DataCollatorWithPadding(tokenizer))
     clock = StepClock()
+    precision = PROJECT_PRECISION if recipe == PROJECT else "fp32"
     args = TrainingArguments(
         output_dir=str(workdir / f"trainer-{recipe}"),
         per_device_train_batch_size=BATCH_SIZE,
@@ -127,6 +139,7 @@ def run_once(
         seed=SEED,
         data_seed=SEED,
         use_cpu=True,
+        bf16=precision == "bf16",
         report_to="none",
         disable_tqdm=True,
         dataloader_num_workers=0,
@@ -152,6 +165,7 @@ def run_once(
     positions = sum(b[2] for b in timed)
     return {
         "recipe": recipe,
+        "precision": precision,
         "steps": steps,
         "timed_steps": steps - 1,
         "seconds": round(seconds, 3),
@@ -195,7 +209,8 @@ def benchmark(
                 run["round"], run["matmul_gflops_this_round"] = r + 1, gflops
                 runs.append(run)
                 log(
-                    f"  train round {r + 1} {recipe:8s} {run['examples_per_s']:7.1f} ex/s "
+                    f"  train round {r + 1} {recipe:8s} {run['precision']} "
+                    f"{run['examples_per_s']:7.1f} ex/s "
                     f"{run['tokens_per_s']:8.0f} tok/s  ({run['mean_tokens_per_example']:.1f} "
                     f"tok/ex, {100 * run['pad_fraction']:.0f}% pad, {run['seconds']:.1f} s)"
                 )
@@ -208,6 +223,7 @@ def benchmark(
         "batch_size": BATCH_SIZE,
         "steps": steps,
         "rounds": rounds,
+        "precision": {PROJECT: PROJECT_PRECISION, NOTEBOOK: "fp32"},
         "lora": HP.model_dump(include={"lora_r", "lora_alpha", "lora_dropout", "learning_rate"}),
         "subset_mean_tokens_per_example": subset_tokens,
         "runs": runs,

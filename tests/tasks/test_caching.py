@@ -57,3 +57,14 @@ def test_code_version_hashes_the_package_sources() -> None:
     fp.code_version.cache_clear()
     first = fp.code_version()
     assert len(first) == 16 and first == fp.code_version()
+
+
+def test_auto_precision_is_keyed_on_what_it_resolves_to(prepared, monkeypatch) -> None:
+    """A model trained in bf16 on one machine is not served to 'auto' on an fp32-only one."""
+    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: True)
+    auto_fast = training_key(prepared, HP, TrainConfig(precision="auto"))
+    assert auto_fast == training_key(prepared, HP, TrainConfig(precision="auto"))
+    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: False)
+    auto_slow = training_key(prepared, HP, TrainConfig(precision="auto"))
+    assert auto_slow != auto_fast
+    assert training_key(prepared, HP, TrainConfig(precision="bf16")) != auto_slow

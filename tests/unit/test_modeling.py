@@ -111,3 +111,36 @@ def test_incomplete_checkpoints_are_skipped(tmp_path: Path) -> None:
             (d / "trainer_state.json").write_text("{}")
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-20")
     assert not (tmp_path / "checkpoint-30").exists()
+
+
+def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiment_lora.modeling import fast_bf16_available, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"  # explicit: honoured even if emulated
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", cpu)
+    for native in (False, True):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda n=native: n)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert fast_bf16_available(cpu) is native
+        assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+
+
+def test_bf16_training_is_recorded(
+    tiny_sst2: Path, tiny_distilbert_dir: Path, tmp_path: Path
+) -> None:
+    prepared = prepare_sst2(
+        DataConfig(data_dir=str(tiny_sst2), validation_fraction=0.25), tmp_path / "data"
+    )
+    hp = LoraHyperparams(name="tiny-bf16", learning_rate=5e-3, epochs=1, batch_size=8)
+    train = TrainConfig(model=str(tiny_distilbert_dir), max_length=32, precision="bf16")
+    result = train_lora(prepared, hp, train, tmp_path / "run")
+    assert result.precision == "bf16"
+    assert result.history and all(r.eval_loss == r.eval_loss for r in result.history)  # no NaN
+    # the adapter is saved in fp32 (autocast leaves the weights alone)
+    from safetensors.torch import load_file
+
+    weights = load_file(str(Path(result.adapter_dir) / "adapter_model.safetensors"))
+    assert {t.dtype for t in weights.values()} == {torch.float32}
