@@ -23,7 +23,8 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+# the folder holding data/ and model/ (default: this file's folder, as when carried with them)
+HERE = Path(os.environ.get("SWEEP_INPUTS", Path(__file__).resolve().parent))
 RES = Path(os.environ.get("SWEEP_RES", "/tmp/sweep-res"))
 ALL = "query,key,value,dense"
 ATT = "query,key,value,attention.output.dense"

@@ -98,6 +98,7 @@ def experiment_entry(result: TrainingResult, test: Evaluation) -> dict[str, Any]
         "total_parameters": result.total_parameters,
         "target_modules": result.target_modules,
         "device": result.device,
+        "precision": result.precision,
         "resumed_from_checkpoint": result.resumed_from_checkpoint,
     }
 
