@@ -68,12 +68,18 @@ def test_pickle_only_checkpoint_is_refused(tmp_path: Path, tiny_distilbert_dir: 
         load_classifier(str(tmp_path))
 
 
-def test_distilbert_trains_saves_and_reloads(
-    tiny_sst2: Path, tiny_distilbert_dir: Path, tmp_path: Path
-) -> None:
-    prepared = prepare_sst2(
+@pytest.fixture
+def tiny_prepared(tiny_sst2: Path, tmp_path: Path):
+    """The tiny SST-2 files prepared with a quarter held out for validation."""
+    return prepare_sst2(
         DataConfig(data_dir=str(tiny_sst2), validation_fraction=0.25), tmp_path / "data"
     )
+
+
+def test_distilbert_trains_saves_and_reloads(
+    tiny_prepared, tiny_distilbert_dir: Path, tmp_path: Path
+) -> None:
+    prepared = tiny_prepared
     hp = LoraHyperparams(name="tiny", learning_rate=5e-3, epochs=2, batch_size=8)
     result = train_lora(
         prepared, hp, TrainConfig(model=str(tiny_distilbert_dir), max_length=32), tmp_path / "run"
@@ -129,14 +135,11 @@ def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_bf16_training_is_recorded(
-    tiny_sst2: Path, tiny_distilbert_dir: Path, tmp_path: Path
+    tiny_prepared, tiny_distilbert_dir: Path, tmp_path: Path
 ) -> None:
-    prepared = prepare_sst2(
-        DataConfig(data_dir=str(tiny_sst2), validation_fraction=0.25), tmp_path / "data"
-    )
     hp = LoraHyperparams(name="tiny-bf16", learning_rate=5e-3, epochs=1, batch_size=8)
     train = TrainConfig(model=str(tiny_distilbert_dir), max_length=32, precision="bf16")
-    result = train_lora(prepared, hp, train, tmp_path / "run")
+    result = train_lora(tiny_prepared, hp, train, tmp_path / "run")
     assert result.precision == "bf16"
     assert result.history and all(r.eval_loss == r.eval_loss for r in result.history)  # no NaN
     # the adapter is saved in fp32 (autocast leaves the weights alone)
