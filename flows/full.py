@@ -15,6 +15,7 @@ from pydantic import ValidationError
 import flows._env  # noqa: F401, I001  (must precede the Prefect import)
 from flows._env import PROJECT_ROOT
 from sentiment_lora.config import (
+    PRECISIONS,
     DataConfig,
     GridName,
     LoraHyperparams,
@@ -209,7 +210,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
         help="bf16 autocast training and bf16 inference; auto: where the device runs bf16 natively",
     )

@@ -30,9 +30,7 @@ def evaluate_baselines_task(prepared: PreparedData, train: TrainConfig) -> dict[
         model=train.model,
         seed=train.seed,
         max_length=train.max_length,
-        batch_size=train.eval_batch_size,
-        device=train.device,
-        precision=train.precision,
+        **train.inference_options(),
     )
     for name, ev in baselines.items():
         get_run_logger().info("baseline %s: test accuracy %.4f", name, ev.metrics.accuracy)
@@ -53,9 +51,7 @@ def predict_validation(
         result.adapter_dir,
         prepared.validation_path,
         name=result.config_name,
-        batch_size=train.eval_batch_size,
-        device=train.device,
-        precision=train.precision,
+        **train.inference_options(),
     )
 
 

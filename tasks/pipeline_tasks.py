@@ -92,9 +92,7 @@ def evaluate_on_test(
         result.adapter_dir,
         prepared.test_path,
         name=result.config_name,
-        batch_size=train.eval_batch_size,
-        device=train.device,
-        precision=train.precision,
+        **train.inference_options(),
     )
     get_run_logger().info(
         "[%s] test accuracy %.4f, macro-F1 %.4f",

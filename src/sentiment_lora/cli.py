@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from sentiment_lora.config import PRECISIONS
 from sentiment_lora.paths import LATEST, MODEL_DIR
 
 
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     predict.add_argument(
         "--precision",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         default="auto",
         help="'auto': bf16 where the device computes it natively, else fp32",
     )

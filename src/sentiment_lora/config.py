@@ -4,13 +4,14 @@ Every field carries a description: the Prefect UI turns these models into the ru
 """
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Profile = Literal["quick", "full"]
 GridName = Literal["quick", "lora", "notebook"]
 Precision = Literal["auto", "fp32", "bf16"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 class _Frozen(BaseModel):
@@ -109,6 +110,14 @@ class TrainConfig(_Frozen):
             "AMX), else 'fp32'."
         ),
     )
+
+    def inference_options(self) -> dict[str, object]:
+        """How saved models are loaded for evaluation: batch size, device and precision."""
+        return {
+            "batch_size": self.eval_batch_size,
+            "device": self.device,
+            "precision": self.precision,
+        }
 
 
 class StatsConfig(_Frozen):

@@ -19,7 +19,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from sentiment_lora.config import LoraHyperparams
+from sentiment_lora.config import PRECISIONS, LoraHyperparams
 from sentiment_lora.data import LABEL_NAMES
 
 EMBEDDED = "embedded"
@@ -164,8 +164,8 @@ def fast_bf16_available(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """'auto' -> 'bf16' where the device has fast bf16, else 'fp32'; explicit values unchanged."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"precision: expected 'auto', 'fp32' or 'bf16', got {precision!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {list(PRECISIONS)}, got {precision!r}")
     if precision == "auto":
         return "bf16" if fast_bf16_available(device) else "fp32"
     return precision

@@ -68,3 +68,8 @@ def test_duplicate_config_names_rejected() -> None:
     hp = LoraHyperparams(name="a", learning_rate=1e-3, epochs=1)
     with pytest.raises(ValidationError, match="unique"):
         build_pipeline_config("quick", grid=[hp, hp])
+
+
+def test_inference_options_carry_batch_device_and_precision() -> None:
+    options = TrainConfig(eval_batch_size=8, device="cpu", precision="fp32").inference_options()
+    assert options == {"batch_size": 8, "device": "cpu", "precision": "fp32"}
