@@ -1,6 +1,6 @@
 """Benchmark of the project's recipe against the research notebook's (issue 6), in one process.
 
-    python bench/run_bench.py            # make bench: 3 rounds, the quick profile's pipeline
+    python bench/run_bench.py            # make bench: 5 rounds, the quick profile's pipeline
     python bench/run_bench.py --quick    # make bench-quick: 2 rounds, pipeline capped
 
 Parts: compute ceiling (fp32 matmul rate vs the model's FLOPs), training throughput (project vs
@@ -44,9 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="bench-quick: 2 rounds instead of 3, pipeline capped to 1,000/200 rows, no accuracy",
+        help="bench-quick: 2 rounds instead of 5, pipeline capped to 1,000/200 rows, no accuracy",
     )
-    p.add_argument("--rounds", type=int, default=None, help="rounds per part (3; 2 with --quick)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per part (5; 2 with --quick)")
     p.add_argument(
         "--train-steps",
         type=int,
@@ -67,7 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--keep-pipeline-dir", action="store_true", help="keep the pipeline runs' temp dir"
     )
     args = p.parse_args(argv)
-    args.rounds = args.rounds or (2 if args.quick else 3)
+    args.rounds = args.rounds or (2 if args.quick else 5)  # a round of the project: ~2.5 s, +-10%
     args.train_steps = args.train_steps or train_throughput.DEFAULT_STEPS
     if args.rounds < 1 or args.train_steps < 2:
         p.error("--rounds must be >= 1 and --train-steps >= 2")

@@ -83,3 +83,14 @@ def test_swap_keeps_the_model_function(which: str, tiny_distilbert_dir: Path) ->
         for m in dropouts:
             m.p = 0.5
         assert not torch.allclose(model(**inputs).logits, reference, atol=1e-3)
+
+
+def test_bf16_activations_are_scaled_like_torch_dropout() -> None:
+    """Kept values equal torch's own dropout arithmetic in bf16 (scale not rounded to bf16)."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 384).bfloat16()
+    y = FastDropout(0.1)(x)
+    kept = y != 0
+    expected = (x.float() * (1 / 0.9)).bfloat16()
+    assert y.dtype == torch.bfloat16
+    assert torch.equal(y[kept], expected[kept])
