@@ -6,7 +6,7 @@ batches that is a quarter of a training step: ~1 ms for each of the ~30 masks a 
 draws (bench/RESULTS.md). :class:`FastDropout` keeps the same rate, scaling and random
 generator, but splits each 64-bit draw into four 16-bit lanes and drops an element when its
 lane falls below ``round(p * 65536)``: a drop probability within 1/131072 of ``p`` (0.1 ->
-0.100006), at about a third of the cost for forward and backward together. The attention
+0.100006), at less than half the cost for forward and backward together. The attention
 probabilities' dropout happens inside SDPA, so a model on SDPA attention is switched to an
 attention function (registered with transformers' ``AttentionInterface``) that computes the
 same softmax(QK^T)V with this mask while training and calls SDPA unchanged otherwise.
