@@ -6,16 +6,17 @@ of optimizer steps at batch 16, through the Hugging Face Trainer and the project
 
 - project: dynamic padding (``DataCollatorWithPadding``) + ``group_by_length``, the data
   tokenized by the project's ``training._tokenize``, and the project's precision
-  (``TrainConfig.precision`` 'auto': bf16 autocast where the CPU computes bf16 natively, as
-  ``train_lora`` does);
-- notebook: every example padded to 128 tokens, random order, fp32.
+  (``TrainConfig.precision`` 'auto': bf16 autocast where the CPU computes bf16 natively) and
+  its CPU dropout (``use_fast_dropout``: the same rates, cheaper masks), as ``train_lora`` does;
+- notebook: every example padded to 128 tokens, random order, fp32, torch's dropout.
 
 The default step count covers one whole length-grouping megabatch (see ``DEFAULT_STEPS``), so
 the project's examples/s is not measured on its longest sentences only.
 
 A collator wrapper counts what each batch really held (examples, non-pad tokens, padded
 positions); a callback stamps the end of every step. Throughput is taken from the end of step 1
-to the end of the last step, so one-off start-up costs are left out of both recipes alike.
+to the end of the last step, after one untimed warm-up run of each recipe, so one-off start-up
+costs are left out of both recipes alike.
 """
 
 import tempfile
@@ -204,9 +205,9 @@ def benchmark(
             NOTEBOOK: notebook_dataset(prepared.train_path, tokenizer),
         }
         subset_tokens = sum(datasets[PROJECT]["length"]) / len(datasets[PROJECT])
-        # One untimed run of each recipe first: bf16 matmuls build a oneDNN kernel for every
-        # new shape, and the project's batches come in many lengths (the notebook's: one). The
-        # rounds then measure the steady state a real training run spends its time in.
+        # One untimed run of each recipe first, as the inference part warms up each method:
+        # the first run in a process pays one-off costs per batch shape (the project's batches
+        # come in many lengths, the notebook's in one) that a real training run amortises.
         for recipe, warm_steps in ((PROJECT, steps), (NOTEBOOK, 3)):
             warm = run_once(recipe, datasets[recipe], source, tokenizer, warm_steps, workdir)
             log(f"  train warm-up {recipe:8s} {warm['examples_per_s']:7.1f} ex/s (not counted)")

@@ -205,9 +205,9 @@ GRIDS: dict[str, tuple[LoraHyperparams, ...]] = {
         _hp("qv-r8-lr2e-3-e1", 2e-3, 1, 8, 32),
         _hp("qv-r8-lr1e-3-e2", 1e-3, 2, 8, 16),
     ),
-    # For the full profile (all 47k training rows): LoRA on every linear layer (three epochs:
-    # 0.899 test accuracy in the GPU sweep, 0.881 in a CPU run; a fourth epoch on CPU: 0.892)
-    # against PEFT's default query/value LoRA (0.870).
+    # For the full profile (all 47k training rows): LoRA on every linear layer for four epochs
+    # (0.896 test accuracy in a CPU pipeline run; 0.881 with three) against PEFT's default
+    # query/value LoRA (0.865-0.870). bench/RESULTS.md has the runs.
     "lora": (
         _hp("all-r16-lr1e-3-e4", 1e-3, 4, 16, 32, batch_size=32, target_modules=ALL_LINEAR_BERT),
         _hp("qv-r8-lr1e-3-e2", 1e-3, 2, 8, 32, batch_size=32),

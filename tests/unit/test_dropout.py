@@ -8,7 +8,12 @@ from torch import nn
 
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.dropout import FAST_DROPOUT_ATTENTION, FastDropout, keep_mask, use_fast_dropout
-from sentiment_lora.modeling import add_lora, load_classifier, load_tokenizer
+from sentiment_lora.modeling import (
+    add_lora,
+    load_classifier,
+    load_tokenizer,
+    resolve_model_source,
+)
 
 
 @pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
@@ -55,8 +60,6 @@ def _tiny_inputs(source: str) -> dict[str, torch.Tensor]:
 def test_swap_keeps_the_model_function(which: str, tiny_distilbert_dir: Path) -> None:
     """Every dropout is replaced at its rate; eval outputs are unchanged, and in training mode
     with the rates set to 0 the switched attention computes what SDPA computes."""
-    from sentiment_lora.modeling import resolve_model_source
-
     source = resolve_model_source("embedded") if which == "embedded" else str(tiny_distilbert_dir)
     hp = LoraHyperparams(name="t", learning_rate=1e-3, epochs=1, lora_dropout=0.1)
     torch.manual_seed(0)
