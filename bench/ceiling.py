@@ -14,7 +14,7 @@ import time
 import torch
 from common import median
 
-from sentiment_lora.modeling import load_classifier, resolve_model_source
+from sentiment_lora.training.modeling import load_classifier, resolve_model_source
 
 MATMUL_N = 2048
 

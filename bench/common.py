@@ -70,7 +70,7 @@ def machine_info() -> dict:
     import torch
     import transformers
 
-    from sentiment_lora.modeling import fast_bf16_available
+    from sentiment_lora.training.modeling import fast_bf16_available
 
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -89,7 +89,7 @@ def machine_info() -> dict:
 def test_split() -> tuple[list[str], list[int]]:
     """The 872 GLUE dev sentences (the project's test set), whitespace-normalised as the
     pipeline does, and their labels."""
-    from sentiment_lora.data import normalize_whitespace, read_glue_tsv
+    from sentiment_lora.training.data import normalize_whitespace, read_glue_tsv
 
     frame = read_glue_tsv(DATA_DIR / "dev.tsv")
     return [normalize_whitespace(s) for s in frame["sentence"]], frame["label"].tolist()

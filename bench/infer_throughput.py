@@ -40,7 +40,7 @@ import psutil
 import torch
 from common import BENCH_DIR, child_env, median, set_threads, test_sentences, test_split
 
-from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.training.inference import SentimentAnalyzer
 
 PROJECT, NOTEBOOK, PIPELINE = "project", "notebook", "pipeline"
 METHODS = (PROJECT, NOTEBOOK, PIPELINE)

@@ -37,9 +37,10 @@ from transformers import (
 )
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import PreparedData, prepare_sst2, read_split
-from sentiment_lora.dropout import use_fast_dropout
-from sentiment_lora.modeling import (
+from sentiment_lora.training.data import PreparedData, prepare_sst2, read_split
+from sentiment_lora.training.dropout import use_fast_dropout
+from sentiment_lora.training.lora import _tokenize
+from sentiment_lora.training.modeling import (
     add_lora,
     load_classifier,
     load_tokenizer,
@@ -47,7 +48,6 @@ from sentiment_lora.modeling import (
     resolve_model_source,
     resolve_precision,
 )
-from sentiment_lora.training import _tokenize
 
 TRAIN_ROWS = 2000
 BATCH_SIZE = 16

@@ -27,11 +27,11 @@ from sentiment_lora.config import (
     default_profile,
     resolve_path,
 )
-from sentiment_lora.data import PreparedData
+from sentiment_lora.operations.preflight import preflight
+from sentiment_lora.operations.storage import is_url, local_root
 from sentiment_lora.paths import new_run_id
-from sentiment_lora.preflight import preflight
-from sentiment_lora.storage import is_url, local_root
-from sentiment_lora.summary import evidence_sections
+from sentiment_lora.reporting.results import evidence_sections
+from sentiment_lora.training.data import PreparedData
 from tasks.evidence_tasks import (
     calibration,
     error_analysis,

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import flow
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig, resolve_path
-from sentiment_lora.storage import is_url, local_root, remote_path, upload_dir
+from sentiment_lora.operations.storage import is_url, local_root, remote_path, upload_dir
 from tasks.pipeline_tasks import (
     ConfigRun,
     evaluate_on_test,

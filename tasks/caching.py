@@ -13,9 +13,9 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.fingerprint import code_version, fingerprint
-from sentiment_lora.modeling import (
+from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
+from sentiment_lora.training.modeling import (
     METADATA_FILE,
     model_fingerprint,
     pick_device,

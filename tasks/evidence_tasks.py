@@ -4,19 +4,19 @@ from prefect import task
 from prefect.artifacts import create_table_artifact
 from prefect.logging import get_run_logger
 
-from sentiment_lora.baselines import evaluate_baselines
-from sentiment_lora.calibration import CalibrationReport
 from sentiment_lora.config import StatsConfig, TrainConfig
-from sentiment_lora.data import PreparedData, read_split
-from sentiment_lora.evaluation import Evaluation, evaluate_saved_model
-from sentiment_lora.evidence import (
+from sentiment_lora.evidence.baselines import evaluate_baselines
+from sentiment_lora.evidence.calibration import CalibrationReport
+from sentiment_lora.evidence.collect import (
     ErrorReport,
     StatisticalTests,
     analyze_model_errors,
     calibrate_model,
     run_statistical_tests,
 )
-from sentiment_lora.training import TrainingResult
+from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
+from sentiment_lora.training.lora import TrainingResult
 from tasks.caching import baselines_cache_key, inputs_cache_key, validation_cache_key
 
 _CACHED = {"persist_result": True, "cache_expiration": None}

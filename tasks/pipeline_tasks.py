@@ -13,17 +13,17 @@ from prefect.logging import get_run_logger
 from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
-from sentiment_lora.data import PreparedData, prepare_sst2
-from sentiment_lora.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.paths import RESULTS_FILE, publish_run
-from sentiment_lora.report import render_report, summary_markdown
-from sentiment_lora.summary import (
+from sentiment_lora.reporting.report import render_report, summary_markdown
+from sentiment_lora.reporting.results import (
     build_summary,
     environment_info,
     stage_run,
     test_predictions_frame,
 )
-from sentiment_lora.training import TrainingResult, select_best, train_lora
+from sentiment_lora.training.data import PreparedData, prepare_sst2
+from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
+from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
 from tasks.caching import (
     adapter_complete,
     evaluate_cache_key,

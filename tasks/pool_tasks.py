@@ -5,7 +5,7 @@ from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.storage import download_dir, is_url, local_root
+from sentiment_lora.operations.storage import download_dir, is_url, local_root
 from tasks.pipeline_tasks import ConfigRun
 
 TRAIN_DEPLOYMENT = "sst2-train-config/sst2-train-config"

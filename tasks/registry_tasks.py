@@ -1,4 +1,4 @@
-"""Champion/challenger gate tasks around ``sentiment_lora.registry``."""
+"""Champion/challenger gate tasks around ``sentiment_lora.operations.registry``."""
 
 from pathlib import Path
 
@@ -6,11 +6,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.logging import get_run_logger
 
-from sentiment_lora.data import PreparedData, read_split
-from sentiment_lora.evaluation import Evaluation
-from sentiment_lora.inference import SentimentAnalyzer
-from sentiment_lora.paths import MODEL_DIR
-from sentiment_lora.registry import (
+from sentiment_lora.operations.registry import (
     GateDecision,
     ModelRecord,
     champion_model_dir,
@@ -19,7 +15,11 @@ from sentiment_lora.registry import (
     promote,
     read_champion,
 )
-from sentiment_lora.training import TrainingResult
+from sentiment_lora.paths import MODEL_DIR
+from sentiment_lora.training.data import DECISION_THRESHOLD, PreparedData, read_split
+from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.training.inference import SentimentAnalyzer
+from sentiment_lora.training.lora import TrainingResult
 
 
 @task(name="champion-gate")
@@ -49,7 +49,7 @@ def champion_gate(
     ):  # the test set changed since the champion was scored: score it again
         analyzer = SentimentAnalyzer.load(champion_model_dir(registry_dir))
         probs = analyzer.predict_proba(test["sentence"].tolist())[:, 1]
-        champion_predictions = [int(p >= 0.5) for p in probs]
+        champion_predictions = [int(p >= DECISION_THRESHOLD) for p in probs]
     decision = decide(
         challenger,
         champion,

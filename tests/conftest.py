@@ -90,7 +90,7 @@ def tiny_distilbert_dir(tmp_path_factory) -> Path:
     """
     from transformers import AutoTokenizer, DistilBertConfig, DistilBertModel, set_seed
 
-    from sentiment_lora.modeling import embedded_model_path
+    from sentiment_lora.training.modeling import embedded_model_path
 
     set_seed(0)
     out = tmp_path_factory.mktemp("tiny-distilbert")

@@ -30,7 +30,7 @@ def default_model_dir(
     registry_dir: Path = Path("registry"), reports_dir: Path = Path("reports")
 ) -> Path:
     """The champion's model if the registry has one, else the newest run's best model."""
-    from sentiment_lora.registry import champion_model_dir
+    from sentiment_lora.operations.registry import champion_model_dir
 
     champion = champion_model_dir(registry_dir)
     return champion if champion.is_dir() else reports_dir / LATEST / MODEL_DIR
@@ -38,7 +38,7 @@ def default_model_dir(
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of one sentence per line; write one JSON object per line."""
-    from sentiment_lora.inference import SentimentAnalyzer
+    from sentiment_lora.training.inference import SentimentAnalyzer
 
     model_dir = (
         Path(args.model_dir) if args.model_dir else default_model_dir(Path(args.registry_dir))
@@ -73,7 +73,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
     """Download glue/sst2 from the Hugging Face hub into GLUE TSV files."""
-    from sentiment_lora.data import download_sst2
+    from sentiment_lora.training.data import download_sst2
 
     out = download_sst2(args.out_dir)
     print(f"wrote {out}/train.tsv and {out}/dev.tsv")
@@ -82,7 +82,7 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render a run's report.html and report.pdf from its files (no retraining)."""
-    from sentiment_lora.report import render_report
+    from sentiment_lora.reporting.report import render_report
 
     try:
         html, pdf = render_report(Path(args.run_dir))
@@ -96,7 +96,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_serve_reports(args: argparse.Namespace) -> int:
     """Serve the runs of a reports directory over HTTP until interrupted."""
-    from sentiment_lora.report_server import serve
+    from sentiment_lora.reporting.server import serve
 
     reports_dir = Path(args.reports_dir)
     if not reports_dir.is_dir():

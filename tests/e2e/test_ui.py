@@ -21,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from sentiment_lora.report_server import create_app
+from sentiment_lora.reporting.server import create_app
 from tests.e2e.conftest import small_run_parameters, stack_module
 
 pytestmark = pytest.mark.slow

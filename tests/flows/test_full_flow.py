@@ -11,7 +11,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams
-from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.training.inference import SentimentAnalyzer
 
 GRID = [
     LoraHyperparams(name="lr1e-3-r8", learning_rate=1e-3, epochs=1, lora_r=8, lora_alpha=32),

@@ -7,7 +7,7 @@ import pytest
 
 from sentiment_lora import fingerprint as fp
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import prepare_sst2
+from sentiment_lora.training.data import prepare_sst2
 from tasks.caching import data_key, training_key
 
 HP = LoraHyperparams(name="a", learning_rate=1e-3, epochs=1)
@@ -61,10 +61,12 @@ def test_code_version_hashes_the_package_sources() -> None:
 
 def test_auto_precision_is_keyed_on_what_it_resolves_to(prepared, monkeypatch) -> None:
     """A model trained in bf16 on one machine is not served to 'auto' on an fp32-only one."""
-    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: True)
+    monkeypatch.setattr("sentiment_lora.training.modeling.fast_bf16_available", lambda device: True)
     auto_fast = training_key(prepared, HP, TrainConfig(precision="auto"))
     assert auto_fast == training_key(prepared, HP, TrainConfig(precision="auto"))
-    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: False)
+    monkeypatch.setattr(
+        "sentiment_lora.training.modeling.fast_bf16_available", lambda device: False
+    )
     auto_slow = training_key(prepared, HP, TrainConfig(precision="auto"))
     assert auto_slow != auto_fast
     assert training_key(prepared, HP, TrainConfig(precision="bf16")) != auto_slow

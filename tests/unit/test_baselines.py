@@ -5,14 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sentiment_lora.baselines import (
+from sentiment_lora.config import DataConfig
+from sentiment_lora.evidence.baselines import (
     BASELINES,
     evaluate_baselines,
     fit_tfidf_logreg,
     majority_probabilities,
 )
-from sentiment_lora.config import DataConfig
-from sentiment_lora.data import prepare_sst2
+from sentiment_lora.training.data import prepare_sst2
 
 
 def test_majority_predicts_the_training_majority() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from sentiment_lora.calibration import (
+from sentiment_lora.evidence.calibration import (
     apply_temperature,
     brier_score,
     calibrate,

@@ -7,8 +7,8 @@ import pytest
 
 from sentiment_lora.cli import main
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import prepare_sst2
-from sentiment_lora.training import train_lora
+from sentiment_lora.training.data import prepare_sst2
+from sentiment_lora.training.lora import train_lora
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from sentiment_lora.clustering import (
+from sentiment_lora.evidence.clustering import (
     class_tfidf_terms,
     cluster_errors,
     embed_sentences,

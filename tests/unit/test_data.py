@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from sentiment_lora.config import DataConfig
-from sentiment_lora.data import (
+from sentiment_lora.training.data import (
     DataFormatError,
     cap_rows,
     filter_min_words,

@@ -7,8 +7,13 @@ import torch
 from torch import nn
 
 from sentiment_lora.config import LoraHyperparams
-from sentiment_lora.dropout import FAST_DROPOUT_ATTENTION, FastDropout, keep_mask, use_fast_dropout
-from sentiment_lora.modeling import (
+from sentiment_lora.training.dropout import (
+    FAST_DROPOUT_ATTENTION,
+    FastDropout,
+    keep_mask,
+    use_fast_dropout,
+)
+from sentiment_lora.training.modeling import (
     add_lora,
     load_classifier,
     load_tokenizer,

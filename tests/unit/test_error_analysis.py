@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from sentiment_lora.error_analysis import (
+from sentiment_lora.evidence.error_analysis import (
     CONFIDENCE_BIN_EDGES,
     PATTERN_DESCRIPTIONS,
     PATTERNS,

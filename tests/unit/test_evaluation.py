@@ -2,7 +2,7 @@
 
 import pytest
 
-from sentiment_lora.evaluation import classification_metrics, evaluate_probabilities
+from sentiment_lora.training.evaluation import classification_metrics, evaluate_probabilities
 
 
 def test_hand_computed_case() -> None:

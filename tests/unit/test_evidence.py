@@ -3,8 +3,8 @@
 import numpy as np
 
 from sentiment_lora.config import StatsConfig
-from sentiment_lora.evaluation import evaluate_probabilities
-from sentiment_lora.evidence import calibrate_model, compare_configs, run_statistical_tests
+from sentiment_lora.evidence.collect import calibrate_model, compare_configs, run_statistical_tests
+from sentiment_lora.training.evaluation import evaluate_probabilities
 
 RNG = np.random.default_rng(0)
 LABELS = RNG.integers(0, 2, 400).tolist()

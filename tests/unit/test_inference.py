@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.training.inference import SentimentAnalyzer
 
 TEXTS = [f"{'word ' * n}end" for n in (9, 1, 5, 12, 3, 7, 2)]
 
@@ -64,10 +64,12 @@ def test_bf16_weights_give_float64_probabilities_close_to_fp32(
 def test_auto_precision_follows_the_device(
     tiny_distilbert_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: False)
+    monkeypatch.setattr(
+        "sentiment_lora.training.modeling.fast_bf16_available", lambda device: False
+    )
     slow = SentimentAnalyzer.from_base_model(str(tiny_distilbert_dir), device="cpu")
     assert slow.precision == "fp32"
-    monkeypatch.setattr("sentiment_lora.modeling.fast_bf16_available", lambda device: True)
+    monkeypatch.setattr("sentiment_lora.training.modeling.fast_bf16_available", lambda device: True)
     fast = SentimentAnalyzer.from_base_model(str(tiny_distilbert_dir), device="cpu")
     assert fast.precision == "bf16"
     assert next(fast.model.parameters()).dtype == torch.bfloat16

@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.data import prepare_sst2
-from sentiment_lora.inference import SentimentAnalyzer
-from sentiment_lora.modeling import (
+from sentiment_lora.training.data import prepare_sst2
+from sentiment_lora.training.inference import SentimentAnalyzer
+from sentiment_lora.training.lora import train_lora
+from sentiment_lora.training.modeling import (
     ModelLoadError,
     add_lora,
     count_parameters,
@@ -18,7 +19,6 @@ from sentiment_lora.modeling import (
     resolve_lora_targets,
     resolve_model_source,
 )
-from sentiment_lora.training import train_lora
 
 
 def test_peft_defaults_per_architecture() -> None:
@@ -107,7 +107,7 @@ def test_distilbert_trains_saves_and_reloads(
 
 
 def test_incomplete_checkpoints_are_skipped(tmp_path: Path) -> None:
-    from sentiment_lora.training import last_complete_checkpoint
+    from sentiment_lora.training.lora import last_complete_checkpoint
 
     assert last_complete_checkpoint(tmp_path / "none") is None
     for step, complete in ((10, True), (20, True), (30, False)):
@@ -120,7 +120,7 @@ def test_incomplete_checkpoints_are_skipped(tmp_path: Path) -> None:
 
 
 def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sentiment_lora.modeling import fast_bf16_available, resolve_precision
+    from sentiment_lora.training.modeling import fast_bf16_available, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32"

@@ -6,7 +6,12 @@ import pytest
 
 from flows.full import main
 from sentiment_lora.config import DataConfig, TrainConfig, build_pipeline_config
-from sentiment_lora.preflight import PreflightError, check_model, check_writable_dir, preflight
+from sentiment_lora.operations.preflight import (
+    PreflightError,
+    check_model,
+    check_writable_dir,
+    preflight,
+)
 
 
 def _config(tmp_path: Path, sst2_dir: Path, **overrides):

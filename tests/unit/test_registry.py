@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_lora.registry import (
+from sentiment_lora.operations.registry import (
     ModelRecord,
     champion_model_dir,
     decide,

@@ -10,7 +10,7 @@ from pypdf import PdfReader
 
 from sentiment_lora.cli import main
 from sentiment_lora.paths import RESULTS_FILE
-from sentiment_lora.report import (
+from sentiment_lora.reporting.report import (
     build_report_context,
     list_runs,
     load_results,

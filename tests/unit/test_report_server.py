@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from sentiment_lora.paths import RESULTS_FILE
-from sentiment_lora.report_server import create_app
+from sentiment_lora.reporting.server import create_app
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
 OLD, NEW = "20261126-065341-aaaa", "20261127-101010-bbbb"

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_lora import modeling, report_server
 from sentiment_lora.cli import build_parser
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.paths import safe_name
+from sentiment_lora.reporting import server as report_server
+from sentiment_lora.training import modeling
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import chi2
 from sklearn.metrics import accuracy_score, f1_score
 
-from sentiment_lora.stats import (
+from sentiment_lora.evidence.stats import (
     _counts_metric,
     bootstrap_difference,
     bootstrap_metric,

@@ -4,7 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from sentiment_lora.storage import download_dir, is_url, local_root, remote_path, upload_dir
+from sentiment_lora.operations.storage import (
+    download_dir,
+    is_url,
+    local_root,
+    remote_path,
+    upload_dir,
+)
 
 
 def _tree(root: Path) -> list[str]:

@@ -20,6 +20,8 @@ from sentiment_lora.io import atomic_write_text
 log = logging.getLogger(__name__)
 
 LABEL_NAMES: tuple[str, str] = ("negative", "positive")
+# A sentence is predicted positive when P(positive) reaches this (every model, every analysis).
+DECISION_THRESHOLD = 0.5
 MAX_SENTENCE_CHARS = 5_000  # SST-2's longest sentence has ~270 characters
 SPLIT_FILES: dict[str, str] = {"train": "train.tsv", "test": "dev.tsv"}
 _WS = re.compile(r"\s+")

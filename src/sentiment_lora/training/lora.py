@@ -21,10 +21,10 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from sentiment_lora.config import LoraHyperparams, TrainConfig
-from sentiment_lora.data import LABEL_NAMES, PreparedData, read_split
-from sentiment_lora.dropout import use_fast_dropout
-from sentiment_lora.evaluation import ACCURACY, F1_MACRO, classification_metrics
-from sentiment_lora.modeling import (
+from sentiment_lora.training.data import LABEL_NAMES, PreparedData, read_split
+from sentiment_lora.training.dropout import use_fast_dropout
+from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, classification_metrics
+from sentiment_lora.training.modeling import (
     EMBEDDED,
     add_lora,
     count_parameters,

@@ -699,7 +699,7 @@ def build_report_context(summary: Mapping[str, Any], *, plots: Mapping[str, str]
     """Everything the template shows, formatted: strings, lists of rows and figure names.
 
     ``summary`` is a parsed ``fine_tuning_results.json``; ``plots`` maps figure keys (see
-    :func:`sentiment_lora.plots.render_plots`) to file names next to the report. Sections
+    :func:`sentiment_lora.reporting.plots.render_plots`) to file names next to the report. Sections
     that an older run does not have (baselines, calibration, ...) come out as None.
     """
     return {
@@ -727,7 +727,7 @@ def build_report_context(summary: Mapping[str, Any], *, plots: Mapping[str, str]
 
 def default_templates_dir() -> Path:
     """``templates/`` of the project: two levels above this package (``src/`` layout)."""
-    return Path(__file__).resolve().parent.parent.parent / "templates"
+    return Path(__file__).resolve().parents[3] / "templates"
 
 
 def load_results(run_dir: Path | str) -> dict[str, Any]:
@@ -780,7 +780,9 @@ def render_html(run_dir: Path | str, *, templates_dir: Path | str | None = None)
     The stylesheet is inlined and figures are referenced by file name, so the run directory
     is self-contained.
     """
-    from sentiment_lora.plots import render_plots  # matplotlib: imported only when drawing
+    from sentiment_lora.reporting.plots import (
+        render_plots,  # matplotlib: imported only when drawing
+    )
 
     run_dir = Path(run_dir)
     templates = Path(templates_dir) if templates_dir is not None else default_templates_dir()

@@ -11,14 +11,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from sentiment_lora.calibration import CalibrationReport
 from sentiment_lora.config import PipelineConfig
-from sentiment_lora.data import PreparedData, read_split
-from sentiment_lora.evaluation import ACCURACY, F1_MACRO, Evaluation
-from sentiment_lora.evidence import ErrorReport, StatisticalTests
+from sentiment_lora.evidence.calibration import CalibrationReport
+from sentiment_lora.evidence.collect import ErrorReport, StatisticalTests
 from sentiment_lora.io import atomic_write_json
 from sentiment_lora.paths import MODEL_DIR, RESULTS_FILE, copy_tree_atomic, staging_dir
-from sentiment_lora.training import TrainingResult
+from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
+from sentiment_lora.training.lora import TrainingResult
 
 PACKAGES = (
     "torch",

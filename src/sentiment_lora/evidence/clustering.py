@@ -35,7 +35,7 @@ def embed_sentences(
     ``model_dir`` defaults to the packaged all-MiniLM-L6-v2 (384 dimensions). Loads local
     safetensors only, never remote code; padding is excluded from the mean by the attention mask.
     """
-    from sentiment_lora.modeling import embedded_model_path
+    from sentiment_lora.training.modeling import embedded_model_path
 
     source = str(model_dir if model_dir is not None else embedded_model_path())
     sentences = list(sentences)

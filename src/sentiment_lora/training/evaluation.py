@@ -11,7 +11,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from sentiment_lora.data import LABEL_NAMES
+from sentiment_lora.training.data import DECISION_THRESHOLD, LABEL_NAMES
 
 # The metric keys used everywhere (Trainer logs, selection, JSON summary).
 ACCURACY, F1_MACRO = "accuracy", "f1_macro"
@@ -72,7 +72,7 @@ def classification_metrics(
         )
     if len(y) == 0:
         raise ValueError("labels: cannot evaluate on an empty set")
-    pred = (p >= 0.5).astype(int)
+    pred = (p >= DECISION_THRESHOLD).astype(int)
     classes = list(range(len(LABEL_NAMES)))
     prec, rec, f1, sup = precision_recall_fscore_support(y, pred, labels=classes, zero_division=0)
     averaged = {
@@ -110,7 +110,7 @@ def evaluate_probabilities(
         model_name=model_name,
         metrics=metrics,
         labels=[int(x) for x in labels],
-        predictions=[int(x >= 0.5) for x in probs],
+        predictions=[int(x >= DECISION_THRESHOLD) for x in probs],
         prob_positive=probs,
     )
 
@@ -125,8 +125,8 @@ def evaluate_saved_model(
     precision: str = "auto",
 ) -> Evaluation:
     """Load a saved model directory and evaluate it on a prepared split (parquet)."""
-    from sentiment_lora.data import read_split
-    from sentiment_lora.inference import SentimentAnalyzer
+    from sentiment_lora.training.data import read_split
+    from sentiment_lora.training.inference import SentimentAnalyzer
 
     frame = read_split(split_path)
     analyzer = SentimentAnalyzer.load(

@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sentiment_lora.paths import RESULTS_FILE, safe_name
-from sentiment_lora.report import HTML_FILE, PDF_FILE, RunInfo, list_runs
+from sentiment_lora.reporting.report import HTML_FILE, PDF_FILE, RunInfo, list_runs
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from statsmodels.stats.contingency_tables import cochrans_q, mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from sentiment_lora.evaluation import ACCURACY, F1_MACRO
+from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO
 
 Metric = Literal["accuracy", "f1_macro"]
 Verdict = Literal["better", "not distinguishable", "worse"]

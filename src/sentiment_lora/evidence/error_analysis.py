@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from sentiment_lora.data import LABEL_NAMES
+from sentiment_lora.training.data import DECISION_THRESHOLD, LABEL_NAMES
 
 SHORT_MAX_WORDS = 5  # very_short: at most this many words
 LONG_MIN_WORDS = 35  # very_long: at least this many words
@@ -345,7 +345,7 @@ def analyze_errors(
         raise ValueError(f"max_examples: must be >= 0, got {max_examples}")
 
     y = y.astype(int)
-    pred = (p >= 0.5).astype(int)
+    pred = (p >= DECISION_THRESHOLD).astype(int)
     confidence = np.where(pred == 1, p, 1 - p)
     wrong = pred != y
     tags = [tag_patterns(s) for s in sentences]

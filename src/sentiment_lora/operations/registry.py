@@ -16,9 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from sentiment_lora.evaluation import Evaluation
+from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.io import atomic_write_text
-from sentiment_lora.stats import McNemarResult, mcnemar_test
+from sentiment_lora.training.evaluation import Evaluation
 
 CHAMPION_FILE = "champion.json"
 CHAMPION_MODEL_DIR = "champion"
@@ -130,7 +130,7 @@ def decide(
     champ_acc = sum(champ_correct) / len(champ_correct)
     champ_f1 = champion.test_f1_macro
     if champion.test_set_hash != challenger.test_set_hash:
-        from sentiment_lora.evaluation import classification_metrics
+        from sentiment_lora.training.evaluation import classification_metrics
 
         champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
     worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc

@@ -9,8 +9,8 @@ from peft import PeftModel
 from pydantic import BaseModel, ConfigDict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from sentiment_lora.data import LABEL_NAMES
-from sentiment_lora.modeling import (
+from sentiment_lora.training.data import LABEL_NAMES
+from sentiment_lora.training.modeling import (
     load_classifier,
     load_tokenizer,
     pick_device,

@@ -1,7 +1,7 @@
 """The evidence behind "the best config is better": tests, calibration and error analysis.
 
 Composes :mod:`stats`, :mod:`calibration`, :mod:`error_analysis` and :mod:`clustering` over
-:class:`~sentiment_lora.evaluation.Evaluation` objects; no model is loaded here except the
+:class:`~sentiment_lora.training.evaluation.Evaluation` objects; no model is loaded here except the
 sentence encoder used to embed misclassified sentences.
 """
 
@@ -9,12 +9,11 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
-from sentiment_lora.calibration import CalibrationReport, calibrate
-from sentiment_lora.clustering import ClusteringResult, cluster_errors, embed_sentences
 from sentiment_lora.config import StatsConfig
-from sentiment_lora.error_analysis import ErrorAnalysis, analyze_errors
-from sentiment_lora.evaluation import Evaluation
-from sentiment_lora.stats import (
+from sentiment_lora.evidence.calibration import CalibrationReport, calibrate
+from sentiment_lora.evidence.clustering import ClusteringResult, cluster_errors, embed_sentences
+from sentiment_lora.evidence.error_analysis import ErrorAnalysis, analyze_errors
+from sentiment_lora.evidence.stats import (
     CochranQResult,
     Interval,
     ModelComparison,
@@ -24,6 +23,7 @@ from sentiment_lora.stats import (
     compare_models,
     pairwise_mcnemar_holm,
 )
+from sentiment_lora.training.evaluation import Evaluation
 
 
 class ConfigComparison(BaseModel):
@@ -149,7 +149,7 @@ def analyze_model_errors(
     sentences: Sequence[str], test: Evaluation, *, config: StatsConfig
 ) -> ErrorReport:
     """Pattern analysis of the errors, then clusters of their sentence embeddings."""
-    from sentiment_lora.error_analysis import tag_patterns
+    from sentiment_lora.evidence.error_analysis import tag_patterns
 
     analysis = analyze_errors(
         sentences, test.labels, test.prob_positive, high_confidence=config.high_confidence

@@ -5,9 +5,9 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from sentiment_lora.data import PreparedData, read_split
-from sentiment_lora.evaluation import Evaluation, evaluate_probabilities
-from sentiment_lora.inference import SentimentAnalyzer
+from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.evaluation import Evaluation, evaluate_probabilities
+from sentiment_lora.training.inference import SentimentAnalyzer
 
 PRETRAINED_HEAD, MAJORITY, TFIDF_LOGREG = "pretrained-head", "majority", "tfidf-logreg"
 BASELINES: tuple[str, ...] = (PRETRAINED_HEAD, MAJORITY, TFIDF_LOGREG)

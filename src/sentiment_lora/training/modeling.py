@@ -20,7 +20,7 @@ from transformers import (
 )
 
 from sentiment_lora.config import PRECISIONS, LoraHyperparams
-from sentiment_lora.data import LABEL_NAMES
+from sentiment_lora.training.data import LABEL_NAMES
 
 EMBEDDED = "embedded"
 # Architectures PEFT's own table lacks (PEFT 0.21 has no 'distilbert' entry); the attention

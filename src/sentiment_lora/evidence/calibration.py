@@ -16,6 +16,8 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit, logit
 from sklearn.metrics import brier_score_loss
 
+from sentiment_lora.training.data import DECISION_THRESHOLD
+
 # P(positive) is clipped to [_EPS, 1 - _EPS] before taking its logit.
 _EPS = 1e-7
 # Temperature scaling searches log T within these bounds.
@@ -80,7 +82,7 @@ def reliability_bins(
     if n_bins < 1:
         raise ValueError(f"n_bins must be positive, got {n_bins}")
     y, p = _validated(labels, prob_positive)
-    prediction = (p >= 0.5).astype(int)
+    prediction = (p >= DECISION_THRESHOLD).astype(int)
     confidence = np.where(prediction == 1, p, 1 - p)
     correct = (prediction == y).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

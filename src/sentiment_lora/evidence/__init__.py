@@ -1,0 +1,1 @@
+"""Evidence: baselines, statistical tests, calibration, error analysis and clustering."""

@@ -1,0 +1,1 @@
+"""Operations: the model registry, the artifacts root and preflight checks."""
