@@ -3,9 +3,13 @@
 Deployed as `sst2-train-config`; the pipeline's `work-pool` backend starts one run per config.
 """
 
-import flows._env  # noqa: F401, I001  (must precede the Prefect import)
-
+import sys
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as `python flows/train_config.py`: make `flows` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefect import)
 
 from prefect import flow
 
@@ -46,8 +50,6 @@ def sst2_train_config(
 
 
 if __name__ == "__main__":
-    import sys
-
     from sentiment_lora.config import GRIDS
 
     name = sys.argv[1] if len(sys.argv) > 1 else GRIDS["quick"][0].name

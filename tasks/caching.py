@@ -22,6 +22,8 @@ from sentiment_lora.training.modeling import (
     resolve_precision,
 )
 
+# Task options of every cached task: results persisted and kept until their key changes.
+CACHED = {"persist_result": True, "cache_expiration": None}
 # Fields of TrainConfig that do not change a trained model.
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")

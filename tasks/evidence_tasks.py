@@ -17,12 +17,10 @@ from sentiment_lora.evidence.collect import (
 from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.training.lora import TrainingResult
-from tasks.caching import baselines_cache_key, inputs_cache_key, validation_cache_key
-
-_CACHED = {"persist_result": True, "cache_expiration": None}
+from tasks.caching import CACHED, baselines_cache_key, inputs_cache_key, validation_cache_key
 
 
-@task(name="evaluate-baselines", cache_key_fn=baselines_cache_key, **_CACHED)
+@task(name="evaluate-baselines", cache_key_fn=baselines_cache_key, **CACHED)
 def evaluate_baselines_task(prepared: PreparedData, train: TrainConfig) -> dict[str, Evaluation]:
     """Pretrained head, majority class and TF-IDF + logistic regression on the test split."""
     baselines = evaluate_baselines(
@@ -41,7 +39,7 @@ def evaluate_baselines_task(prepared: PreparedData, train: TrainConfig) -> dict[
     name="predict-validation",
     task_run_name="predict-validation-{result.config_name}",
     cache_key_fn=validation_cache_key,
-    **_CACHED,
+    **CACHED,
 )
 def predict_validation(
     result: TrainingResult, prepared: PreparedData, train: TrainConfig
@@ -55,7 +53,7 @@ def predict_validation(
     )
 
 
-@task(name="statistical-tests", cache_key_fn=inputs_cache_key, **_CACHED)
+@task(name="statistical-tests", cache_key_fn=inputs_cache_key, **CACHED)
 def statistical_tests(
     best: Evaluation,
     baselines: dict[str, Evaluation],
@@ -90,7 +88,7 @@ def statistical_tests(
     return tests
 
 
-@task(name="calibration", cache_key_fn=inputs_cache_key, **_CACHED)
+@task(name="calibration", cache_key_fn=inputs_cache_key, **CACHED)
 def calibration(validation: Evaluation, test: Evaluation, config: StatsConfig) -> CalibrationReport:
     """ECE, Brier and reliability data before and after temperature scaling."""
     report = calibrate_model(validation, test, config=config)
@@ -103,7 +101,7 @@ def calibration(validation: Evaluation, test: Evaluation, config: StatsConfig) -
     return report
 
 
-@task(name="error-analysis", cache_key_fn=inputs_cache_key, **_CACHED)
+@task(name="error-analysis", cache_key_fn=inputs_cache_key, **CACHED)
 def error_analysis(prepared: PreparedData, test: Evaluation, config: StatsConfig) -> ErrorReport:
     """Pattern tags, high-confidence errors, suggestions and clusters of the errors."""
     sentences = read_split(prepared.test_path)["sentence"].tolist()

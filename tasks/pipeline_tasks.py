@@ -4,27 +4,29 @@ Caching, retries and logging live here; the logic lives in ``src/sentiment_lora`
 """
 
 import shutil
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
-from sentiment_lora.paths import RESULTS_FILE, publish_run
-from sentiment_lora.reporting.report import render_report, summary_markdown
-from sentiment_lora.reporting.results import (
-    build_summary,
-    environment_info,
-    stage_run,
-    test_predictions_frame,
-)
+from sentiment_lora.evidence.collect import Evidence
+from sentiment_lora.operations.registry import GateDecision
+from sentiment_lora.paths import publish_run
+from sentiment_lora.reporting.environment import environment_info
+from sentiment_lora.reporting.render import render_report
+from sentiment_lora.reporting.results import PrefectInfo, build_run_summary
+from sentiment_lora.reporting.run_files import stage_run, test_predictions_frame
+from sentiment_lora.reporting.sentences import report_links, summary_markdown
 from sentiment_lora.training.data import PreparedData, prepare_sst2
 from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
 from tasks.caching import (
+    CACHED,
     adapter_complete,
     evaluate_cache_key,
     prepare_cache_key,
@@ -33,8 +35,6 @@ from tasks.caching import (
     train_cache_key,
     training_dir,
 )
-
-_CACHED = {"persist_result": True, "cache_expiration": None}
 
 
 class ConfigRun(BaseModel):
@@ -46,7 +46,7 @@ class ConfigRun(BaseModel):
 
 
 @task(
-    name="prepare-data", cache_key_fn=prepare_cache_key, retries=1, retry_delay_seconds=5, **_CACHED
+    name="prepare-data", cache_key_fn=prepare_cache_key, retries=1, retry_delay_seconds=5, **CACHED
 )
 def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     """Validate, clean and split SST-2 into the artifacts root."""
@@ -61,7 +61,7 @@ def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     cache_key_fn=train_cache_key,
     retries=1,
     retry_delay_seconds=10,
-    **_CACHED,
+    **CACHED,
 )
 def train_config(
     prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
@@ -82,7 +82,7 @@ def train_config(
     name="evaluate-on-test",
     task_run_name="evaluate-{result.config_name}",
     cache_key_fn=evaluate_cache_key,
-    **_CACHED,
+    **CACHED,
 )
 def evaluate_on_test(
     result: TrainingResult, prepared: PreparedData, train: TrainConfig
@@ -136,28 +136,32 @@ def write_results(
     run_id: str,
     config: PipelineConfig,
     prepared: PreparedData,
-    results: list[TrainingResult],
+    runs: list[ConfigRun],
     best: TrainingResult,
-    evaluations: dict[str, Evaluation],
     baselines: dict[str, Evaluation],
+    evidence: Evidence,
+    decision: GateDecision | None,
+    started_at: datetime,
     repo_dir: str,
-    extra: dict[str, Any],
 ) -> str:
     """Write ``reports/<run-id>/`` (JSON, model, predictions, report) and move ``latest``."""
-    summary = build_summary(
+    summary = build_run_summary(
         run_id=run_id,
         config=config,
         prepared=prepared,
-        results=results,
+        results=[(run.training, run.test) for run in runs],
         best=best,
-        test_evaluations=evaluations,
-        environment=environment_info(config, prepared, repo_dir=Path(repo_dir)),
-        extra=extra,
+        baselines=baselines,
+        evidence=evidence,
+        decision=decision,
+        environment=environment_info(config, prepared.source_hashes, repo_dir=Path(repo_dir)),
+        prefect=PrefectInfo(flow_run_id=flow_run.get_id(), flow_run_name=flow_run.get_name()),
+        started_at=started_at,
     )
-    reports_dir = Path(config.reports_dir)
+    reports_dir = Path(config.options.reports_dir)
+    evaluations = {run.training.config_name: run.test for run in runs}
     stage = stage_run(
         reports_dir=reports_dir,
-        run_id=run_id,
         summary=summary,
         best_adapter_dir=Path(best.adapter_dir),
         predictions=test_predictions_frame(prepared, {**evaluations, **baselines}),
@@ -169,12 +173,7 @@ def write_results(
         shutil.rmtree(stage, ignore_errors=True)  # nothing half-written is left behind
         raise
 
-    base = config.report_base_url.rstrip("/")
-    links = {
-        "report (PDF)": f"{base}/runs/{run_id}/report.pdf",
-        "report (HTML)": f"{base}/runs/{run_id}/report.html",
-        "results (JSON)": f"{base}/runs/{run_id}/{RESULTS_FILE}",
-    }
+    links = report_links(config.options.report_base_url, run_id)
     create_markdown_artifact(
         key="sst2-run-summary",
         description=f"Run {run_id}: key metrics and verdicts",

@@ -5,7 +5,7 @@ from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.operations.storage import download_dir, is_url, local_root
+from sentiment_lora.operations.storage import download_to_mirror, is_url
 from tasks.pipeline_tasks import ConfigRun
 
 TRAIN_DEPLOYMENT = "sst2-train-config/sst2-train-config"
@@ -45,8 +45,7 @@ def train_on_pool(
     run = result if isinstance(result, ConfigRun) else ConfigRun.model_validate(result)
     url = run.training.adapter_dir
     if is_url(url):  # bring the child's adapter into this machine's mirror of the root
-        mirror = local_root(artifacts_dir)
-        local = download_dir(url, mirror / url[len(artifacts_dir.rstrip("/")) + 1 :])
+        local = download_to_mirror(url, artifacts_dir)
         logger.info("[%s] downloaded %s", hp.name, url)
         run = run.model_copy(
             update={"training": run.training.model_copy(update={"adapter_dir": str(local)})}

@@ -7,8 +7,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
-from sentiment_lora.config import PRECISIONS
+from sentiment_lora.cli_options import ModelOptions
+from sentiment_lora.config import TrainConfig
 from sentiment_lora.paths import LATEST, MODEL_DIR
+
+# predict's model options come from TrainConfig's fields (names, defaults, choices, help).
+PREDICT_OPTIONS = ModelOptions(
+    {"train": TrainConfig}, only=("device", "precision", "eval_batch_size")
+)
 
 
 def _read_lines(source: TextIO) -> Iterator[str]:
@@ -61,9 +67,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    analyzer = SentimentAnalyzer.load(
-        model_dir, batch_size=args.batch_size, device=args.device, precision=args.precision
-    )
+    try:
+        options = PREDICT_OPTIONS.build(args, "train").inference_options()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    analyzer = SentimentAnalyzer.load(model_dir, **options)
     out = sys.stdout
     for text, prediction in zip(texts, analyzer.predict(texts), strict=True):
         out.write(json.dumps({"text": text, **prediction.model_dump()}, ensure_ascii=False) + "\n")
@@ -82,7 +91,7 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render a run's report.html and report.pdf from its files (no retraining)."""
-    from sentiment_lora.reporting.report import render_report
+    from sentiment_lora.reporting.render import render_report
 
     try:
         html, pdf = render_report(Path(args.run_dir))
@@ -107,6 +116,14 @@ def cmd_serve_reports(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of fine_tuning_results.json."""
+    from sentiment_lora.reporting.results import results_schema
+
+    print(json.dumps(results_schema(), indent=2))
+    return 0
+
+
 def _quiet_libraries() -> None:
     import warnings
 
@@ -128,14 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a model directory (default: the registry's champion, else reports/latest/model)",
     )
     predict.add_argument("--registry-dir", default="registry", help="default: registry")
-    predict.add_argument("--batch-size", type=int, default=64)
-    predict.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    predict.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="auto",
-        help="'auto': bf16 where the device computes it natively, else fp32",
-    )
+    PREDICT_OPTIONS.add_to(predict, rename={"eval_batch_size": "--batch-size"})
     predict.set_defaults(func=cmd_predict, uses_models=True)
     fetch = sub.add_parser("fetch-data", help="download SST-2 from the Hugging Face hub as TSV")
     fetch.add_argument("out_dir", help="directory for train.tsv and dev.tsv")
@@ -150,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="default: 8765")
     serve.set_defaults(func=cmd_serve_reports, uses_models=False)
+    schema = sub.add_parser("schema", help="print the JSON Schema of fine_tuning_results.json")
+    schema.set_defaults(func=cmd_schema, uses_models=False)
     return parser
 
 

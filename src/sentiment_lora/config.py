@@ -140,19 +140,32 @@ class StatsConfig(_Frozen):
         return self
 
 
-class PipelineConfig(_Frozen):
-    """Everything one pipeline run needs, resolved from a profile plus overrides."""
+Backend = Literal["local", "work-pool"]
 
-    profile: Profile = Field("quick", description="Preset of data caps and grid.")
-    data: DataConfig = Field(default_factory=DataConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    grid: list[LoraHyperparams] = Field(..., min_length=1)
-    stats: StatsConfig = Field(default_factory=StatsConfig)
-    reports_dir: str = Field("reports", description="Where run directories are written.")
-    artifacts_dir: str = Field(
-        "artifacts", description="Cache of prepared data and trained adapters, keyed by inputs."
+
+class RunOptions(_Frozen):
+    """Where a run writes, where it trains and whether it gates: options outside the science."""
+
+    reports_dir: str = Field(
+        "reports", min_length=1, description="Where run directories are written."
     )
-    backend: Literal["local", "work-pool"] = Field(
+    artifacts_dir: str = Field(
+        "artifacts",
+        min_length=1,
+        description=(
+            "Cache of prepared data and trained adapters, keyed by inputs: a local directory "
+            "or an fsspec URL (s3://..., file://...) that several machines share."
+        ),
+    )
+    registry_dir: str = Field(
+        "registry", min_length=1, description="Model registry holding the champion."
+    )
+    report_base_url: str = Field(
+        "http://127.0.0.1:8765",
+        pattern=r"^https?://[^\s/]+\S*$",
+        description="Base URL of `sentiment-lora serve-reports`, for the report link artifacts.",
+    )
+    backend: Backend = Field(
         "local",
         description=(
             "'local': train configs as tasks in this process; 'work-pool': one "
@@ -162,12 +175,33 @@ class PipelineConfig(_Frozen):
     gate: bool = Field(
         True, description="Champion/challenger gate: promote the best model only if it wins."
     )
-    registry_dir: str = Field("registry", description="Model registry holding the champion.")
-    report_base_url: str = Field(
-        "http://127.0.0.1:8765",
-        pattern=r"^https?://\S+$",
-        description="Base URL of `sentiment-lora serve-reports`, for the report link artifacts.",
-    )
+
+    @field_validator("reports_dir", "artifacts_dir", "registry_dir")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    def absolute(self, base: Path | None = None) -> "RunOptions":
+        """A copy with relative directories made absolute (from ``base``, default the cwd)."""
+        dirs = {
+            name: str(resolve_path(getattr(self, name), base=base))
+            for name in ("reports_dir", "registry_dir", "artifacts_dir")
+            if "://" not in getattr(self, name)  # an fsspec URL stays as it is
+        }
+        return self.model_copy(update=dirs)
+
+
+class PipelineConfig(_Frozen):
+    """Everything one pipeline run needs, resolved from a profile plus overrides."""
+
+    profile: Profile = Field("quick", description="Preset of data caps and grid.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    grid: list[LoraHyperparams] = Field(..., min_length=1)
+    stats: StatsConfig = Field(default_factory=StatsConfig)
+    options: RunOptions = Field(default_factory=RunOptions)
 
     @field_validator("grid")
     @classmethod
@@ -177,13 +211,6 @@ class PipelineConfig(_Frozen):
         if duplicates:
             raise ValueError(f"grid: config names must be unique, repeated: {duplicates}")
         return grid
-
-    @model_validator(mode="after")
-    def _dirs_not_empty(self) -> "PipelineConfig":
-        for name in ("reports_dir", "artifacts_dir", "registry_dir"):
-            if not str(getattr(self, name)).strip():
-                raise ValueError(f"{name} must not be empty")
-        return self
 
 
 def _hp(name: str, lr: float, epochs: int, r: int, alpha: float, **kw: object) -> LoraHyperparams:
@@ -238,6 +265,23 @@ def default_profile() -> Profile:
         return "quick"
 
 
+def profile_data(profile: Profile, data: DataConfig | None = None) -> DataConfig:
+    """The profile's data settings with ``data``'s non-default fields laid over them.
+
+    A field of ``data`` left at its default keeps the profile's value, so a partial override
+    (a deployment or the Prefect UI setting only ``data_dir``) keeps the profile's row caps.
+    """
+    base = DataConfig(**PROFILE_DATA[profile])
+    if data is None:
+        return base
+    changed = {
+        name: value
+        for name, value in data
+        if value != DataConfig.model_fields[name].get_default(call_default_factory=True)
+    }
+    return DataConfig.model_validate({**base.model_dump(), **changed})
+
+
 def build_pipeline_config(
     profile: Profile = "quick",
     *,
@@ -246,16 +290,13 @@ def build_pipeline_config(
     grid: list[LoraHyperparams] | None = None,
     grid_name: GridName | None = None,
     stats: StatsConfig | None = None,
-    reports_dir: str = "reports",
-    artifacts_dir: str = "artifacts",
-    report_base_url: str = "http://127.0.0.1:8765",
-    backend: Literal["local", "work-pool"] = "local",
-    gate: bool = True,
-    registry_dir: str = "registry",
+    options: RunOptions | None = None,
 ) -> PipelineConfig:
     """Resolve a profile plus explicit overrides into one validated :class:`PipelineConfig`.
 
-    Explicit ``data``/``grid`` win over the profile's; ``grid_name`` picks a named grid.
+    ``data`` is merged onto the profile's (see :func:`profile_data`); an explicit ``grid``
+    wins over the profile's; ``grid_name`` picks a named grid; relative directories in
+    ``options`` become absolute (from the current directory).
     """
     if profile not in PROFILE_DATA:
         raise ValueError(
@@ -263,8 +304,6 @@ def build_pipeline_config(
         )
     if grid is not None and grid_name is not None:
         raise ValueError("grid and grid_name are mutually exclusive")
-    if data is None:
-        data = DataConfig(**PROFILE_DATA[profile])
     if grid is None:
         name = grid_name or PROFILE_GRID[profile]
         if name not in GRIDS:
@@ -272,16 +311,11 @@ def build_pipeline_config(
         grid = list(GRIDS[name])
     return PipelineConfig(
         profile=profile,
-        data=data,
+        data=profile_data(profile, data),
         train=train or TrainConfig(),
         grid=grid,
         stats=stats or StatsConfig(),
-        reports_dir=reports_dir,
-        artifacts_dir=artifacts_dir,
-        report_base_url=report_base_url,
-        backend=backend,
-        gate=gate,
-        registry_dir=registry_dir,
+        options=(options or RunOptions()).absolute(),
     )
 
 

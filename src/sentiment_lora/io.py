@@ -15,13 +15,21 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: Path | str, text: str) -> Path:
-    """Write ``text`` to ``path`` so readers see the old file or the whole new one."""
+    """Write ``text`` (UTF-8) to ``path`` so readers see the old file or the whole new one."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one.
+
+    The new file gets the permissions a plain ``open()`` would give it (0o666 less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())

@@ -1,4 +1,4 @@
-"""Layout of the reports and artifacts directories."""
+"""Layout of the reports directory: run-directory file names, run ids, publishing a run."""
 
 import os
 import re
@@ -6,7 +6,12 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+# The files of a run directory, reports/<run-id>/.
 RESULTS_FILE = "fine_tuning_results.json"
+PREDICTIONS_FILE = "test_predictions.csv"
+PROB_PREFIX = "prob_positive:"  # + model name: a column of PREDICTIONS_FILE
+HTML_FILE = "report.html"
+PDF_FILE = "report.pdf"
 MODEL_DIR = "model"
 LATEST = "latest"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

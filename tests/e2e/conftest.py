@@ -48,7 +48,6 @@ def prefect_stack(tmp_path_factory):
 def small_run_parameters(tmp: Path, sst2_dir: Path) -> dict:
     """sst2-full parameters for a run of a few hundred rows and two configs."""
     return {
-        "backend": "work-pool",
         "data": {
             "data_dir": str(sst2_dir),
             "max_train_samples": 400,
@@ -65,8 +64,11 @@ def small_run_parameters(tmp: Path, sst2_dir: Path) -> dict:
                 "lora_alpha": 16,
             },
         ],
-        "reports_dir": str(tmp / "reports"),
-        # An fsspec URL: children upload adapters there, the parent downloads them.
-        "artifacts_dir": f"file://{tmp}/shared-artifacts",
-        "registry_dir": str(tmp / "registry"),
+        "options": {
+            "reports_dir": str(tmp / "reports"),
+            # An fsspec URL: children upload adapters there, the parent downloads them.
+            "artifacts_dir": f"file://{tmp}/shared-artifacts",
+            "registry_dir": str(tmp / "registry"),
+            "backend": "work-pool",
+        },
     }

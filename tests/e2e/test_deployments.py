@@ -22,7 +22,7 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-weekly-retrain")
         assert deployment.work_pool_name == "cpu"
-        assert deployment.parameters == {"gate": True}
+        assert deployment.parameters == {"options": {"gate": True}}
         (schedule,) = deployment.schedules
         assert schedule.active
         assert schedule.schedule.cron == "0 3 * * 1"
@@ -33,8 +33,10 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
         full = client.read_deployment_by_name("sst2-lora-pipeline/sst2-full")
         # The UI's run form comes from this schema: every field documented.
         props = full.parameter_openapi_schema["properties"]
-        assert {"profile", "data", "train", "grid", "stats", "backend", "gate"} <= set(props)
+        assert {"profile", "data", "train", "grid", "stats", "options"} <= set(props)
         definitions = full.parameter_openapi_schema["definitions"]
+        options = definitions["RunOptions"]["properties"]
+        assert {"backend", "gate", "reports_dir", "report_base_url"} <= set(options)
         for field in definitions["LoraHyperparams"]["properties"].values():
             assert field.get("description"), field
 

@@ -77,7 +77,8 @@ def small_quick_run(prefect_stack, sst2_dir: Path, tmp_path: Path, report_server
     defaults are set through the API here, and restored afterwards for the other tests sharing the
     session's stack. Yields ``(deployment_id, parameters)``.
     """
-    params = {**small_run_parameters(tmp_path, sst2_dir), "report_base_url": report_server}
+    params = small_run_parameters(tmp_path, sst2_dir)
+    params["options"]["report_base_url"] = report_server
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         original = deployment.parameters
@@ -205,7 +206,8 @@ def test_quick_run_from_the_ui_links_to_the_pdf_report(
                 with get_client(sync_client=True) as client:
                     created = client.read_flow_run(flow_run_id)
                 assert created.deployment_id == deployment_id, created
-                assert created.parameters["report_base_url"] == report_server, created.parameters
+                sent = created.parameters["options"]["report_base_url"]
+                assert sent == report_server, created.parameters
 
             with step("wait completed"):
                 flow_run = wait_for_final_state(flow_run_id, RUN_TIMEOUT_S)
@@ -259,4 +261,4 @@ def test_quick_run_from_the_ui_links_to_the_pdf_report(
 
     # The link serves the file the run wrote.
     run_id = pdf_url.rsplit("/", 2)[-2]
-    assert body == (Path(params["reports_dir"]) / run_id / "report.pdf").read_bytes()
+    assert body == (Path(params["options"]["reports_dir"]) / run_id / "report.pdf").read_bytes()

@@ -19,7 +19,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 import tasks.pipeline_tasks as pipeline_tasks
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -44,9 +44,11 @@ def _params(tmp: Path, sst2_dir: Path, *, grid=ONE, seed: int = 42, rows: int = 
         ),
         "train": TrainConfig(evals_per_epoch=4, seed=seed),
         "grid": grid,
-        "reports_dir": str(tmp / "reports"),
-        "artifacts_dir": str(tmp / "artifacts"),
-        "registry_dir": str(tmp / "registry"),
+        "options": RunOptions(
+            reports_dir=str(tmp / "reports"),
+            artifacts_dir=str(tmp / "artifacts"),
+            registry_dir=str(tmp / "registry"),
+        ),
     }
 
 
@@ -133,12 +135,12 @@ _RUNNER = textwrap.dedent(
     """
     import json, sys
     from flows.full import sst2_lora_pipeline
-    from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+    from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig
     p = json.loads(sys.argv[1])
     run_dir = sst2_lora_pipeline(
         data=DataConfig(**p["data"]), train=TrainConfig(**p["train"]),
-        grid=[LoraHyperparams(**g) for g in p["grid"]], reports_dir=p["reports_dir"],
-        artifacts_dir=p["artifacts_dir"], registry_dir=p["registry_dir"], gate=False,
+        grid=[LoraHyperparams(**g) for g in p["grid"]],
+        options=RunOptions(**{**p["options"], "gate": False}),
     )
     print("RUN_DIR", run_dir)
     """
@@ -198,7 +200,13 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(harness, sst2_dir
 
     # The same run, never interrupted, in a fresh artifacts root: same results within 0.01.
     clean = sst2_lora_pipeline(
-        **{**params, "artifacts_dir": str(tmp_path / "clean")}, return_state=True
+        **{
+            **params,
+            "options": params["options"].model_copy(
+                update={"artifacts_dir": str(tmp_path / "clean")}
+            ),
+        },
+        return_state=True,
     )
     reference = json.loads((Path(clean.result()) / "fine_tuning_results.json").read_text())
     uninterrupted = {e["name"]: e for e in reference["hyperparameter_experiments"]}

@@ -4,13 +4,15 @@ import json
 import math
 from pathlib import Path
 
+import jsonschema
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams
+from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions
+from sentiment_lora.reporting.results import load_results, results_schema
 from sentiment_lora.training.inference import SentimentAnalyzer
 
 GRID = [
@@ -38,9 +40,11 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
         profile="quick",
         data=DataConfig(data_dir=str(sst2_dir), max_train_samples=1500, max_validation_samples=300),
         grid=grid,
-        reports_dir=str(tmp / "reports"),
-        artifacts_dir=str(tmp / "artifacts"),
-        registry_dir=str(tmp / "registry"),
+        options=RunOptions(
+            reports_dir=str(tmp / "reports"),
+            artifacts_dir=str(tmp / "artifacts"),
+            registry_dir=str(tmp / "registry"),
+        ),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -70,6 +74,9 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     )
     for key in ("data", "hyperparameter_experiments", "best_config", "test_metrics", "environment"):
         assert key in summary
+    # The real run's JSON validates against the schema that `sentiment-lora schema` prints.
+    jsonschema.validate(summary, results_schema())
+    assert load_results(run_dir).run_id == summary["run_id"]
     experiments = summary["hyperparameter_experiments"]
     assert [e["name"] for e in experiments] == ["lr1e-3-r8", "lr2e-3-r4"]
     for e in experiments:

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from flows.full import main
-from sentiment_lora.config import DataConfig, TrainConfig, build_pipeline_config
+from sentiment_lora.config import DataConfig, RunOptions, TrainConfig, build_pipeline_config
 from sentiment_lora.operations.preflight import (
     PreflightError,
     check_model,
@@ -14,15 +14,18 @@ from sentiment_lora.operations.preflight import (
 )
 
 
-def _config(tmp_path: Path, sst2_dir: Path, **overrides):
+def _config(tmp_path: Path, sst2_dir: Path, *, data: DataConfig | None = None, **dirs: str):
     options = {
-        "data": DataConfig(data_dir=str(sst2_dir)),
         "reports_dir": str(tmp_path / "reports"),
         "artifacts_dir": str(tmp_path / "artifacts"),
         "registry_dir": str(tmp_path / "registry"),
-        **overrides,
+        **dirs,
     }
-    return build_pipeline_config("quick", **options)
+    return build_pipeline_config(
+        "quick",
+        data=data or DataConfig(data_dir=str(sst2_dir)),
+        options=RunOptions(**options),
+    )
 
 
 def test_a_good_config_passes(tmp_path: Path, sst2_dir: Path) -> None:
@@ -57,7 +60,9 @@ def test_cli_rejects_before_the_flow_starts(tmp_path: Path, capsys) -> None:
     assert code == 2
     assert "error: model:" in capsys.readouterr().err
     assert main(["--max-train-samples", "0"]) == 2
-    assert "max_train_samples" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("error: --max-train-samples: ")
+    assert main(["--report-base-url", "javascript:alert(1)"]) == 2
+    assert capsys.readouterr().err.startswith("error: --report-base-url: ")
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
 
 

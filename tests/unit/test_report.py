@@ -10,13 +10,10 @@ from pypdf import PdfReader
 
 from sentiment_lora.cli import main
 from sentiment_lora.paths import RESULTS_FILE
-from sentiment_lora.reporting.report import (
-    build_report_context,
-    list_runs,
-    load_results,
-    render_html,
-    render_report,
-)
+from sentiment_lora.reporting.context import build_report_context
+from sentiment_lora.reporting.render import render_html, render_report
+from sentiment_lora.reporting.results import load_results
+from sentiment_lora.reporting.run_index import list_runs
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
 HOSTILE = "<script>alert(1)</script> & co"
@@ -113,24 +110,30 @@ def test_manager_summary_is_built_from_the_numbers() -> None:
     summary = load_results(FIXTURE)
     context = build_report_context(summary, plots={})
     first, second, third = context["summary_sentences"]
-    best = summary["best_config"]["name"]
+    best = summary.best_config.name
     assert best in first
-    assert f"{summary['best_config']['validation_metrics']['f1_macro']:.4f}" in first
-    tests = summary["statistical_tests"]
-    for key in ("accuracy", "f1_macro"):
-        interval = tests[key]
-        assert f"{summary['test_metrics'][key]:.4f}" in second
-        assert f"{interval['low']:.4f} – {interval['high']:.4f}" in second
-    for comparison in tests["baselines"]:
-        assert comparison["baseline"] in third
-        assert f"{comparison['accuracy_difference']['estimate'] * 100:+.1f}" in third
+    assert f"{summary.best_config.validation_metrics['f1_macro']:.4f}" in first
+    tests = summary.statistical_tests
+    for value, interval in (
+        (summary.test_metrics.accuracy, tests.accuracy),
+        (summary.test_metrics.f1_macro, tests.f1_macro),
+    ):
+        assert f"{value:.4f}" in second
+        assert f"{interval.low:.4f} – {interval.high:.4f}" in second
+    for comparison in tests.baselines:
+        assert comparison.baseline in third
+        assert f"{comparison.accuracy_difference.estimate * 100:+.1f}" in third
     assert third.startswith("It is better than all three baselines")
 
 
-def test_mixed_verdicts_are_named_one_by_one() -> None:
-    summary = load_results(FIXTURE)
-    summary["statistical_tests"]["baselines"][2]["verdict"] = "not distinguishable"
-    third = build_report_context(summary, plots={})["summary_sentences"][2]
+def test_mixed_verdicts_are_named_one_by_one(tmp_path: Path) -> None:
+    run_dir = copy_run(tmp_path / "run")
+
+    def mix(summary: dict) -> None:
+        summary["statistical_tests"]["baselines"][2]["verdict"] = "not distinguishable"
+
+    edit_results(run_dir, mix)
+    third = build_report_context(load_results(run_dir), plots={})["summary_sentences"][2]
     assert "better than pretrained-head" in third
     assert "not distinguishable from tfidf-logreg" in third
 
@@ -158,8 +161,31 @@ def test_missing_or_invalid_results_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=f"{RESULTS_FILE}: not valid JSON"):
         render_html(tmp_path)
     (tmp_path / RESULTS_FILE).write_text('{"run_id": "x"}', encoding="utf-8")
-    with pytest.raises(ValueError, match="missing required keys: data"):
+    with pytest.raises(ValueError, match=r"created_at: Field required \(and \d+ more\)"):
         load_results(tmp_path)
+
+
+def test_wrong_types_and_nan_are_named_by_key(tmp_path: Path) -> None:
+    run_dir = copy_run(tmp_path / "run")
+    edit_results(run_dir, lambda s: s["test_metrics"].update(accuracy="high"))
+    with pytest.raises(ValueError, match="test_metrics.accuracy: Input should be a valid number"):
+        load_results(run_dir)
+    text = (FIXTURE / RESULTS_FILE).read_text(encoding="utf-8")
+    (run_dir / RESULTS_FILE).write_text(text.replace('"auc_roc": 0.88', '"auc_roc": NaN', 1))
+    with pytest.raises(ValueError, match="NaN is not valid JSON"):
+        load_results(run_dir)
+
+
+def test_results_validate_against_the_printed_schema(capsys) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "RunSummary"
+    results = json.loads((FIXTURE / RESULTS_FILE).read_text(encoding="utf-8"))
+    jsonschema.validate(results, schema)
+    del results["best_config"]
+    with pytest.raises(jsonschema.ValidationError, match="best_config"):
+        jsonschema.validate(results, schema)
 
 
 def test_templates_dir_override(tmp_path: Path) -> None:
@@ -170,7 +196,7 @@ def test_templates_dir_override(tmp_path: Path) -> None:
     (templates / "report.css").write_text("")
     html = render_html(run_dir, templates_dir=templates).read_text(encoding="utf-8")
     summary = load_results(run_dir)
-    assert html == f"<p>{summary['run_id']} {summary['best_config']['name']}</p>"
+    assert html == f"<p>{summary.run_id} {summary.best_config.name}</p>"
     with pytest.raises(FileNotFoundError, match="report template not found"):
         render_html(run_dir, templates_dir=tmp_path / "nowhere")
 
@@ -188,15 +214,10 @@ def test_report_command_rerenders_a_run(tmp_path: Path, capsys) -> None:
 def _run(reports: Path, run_id: str, *, accuracy: float = 0.5) -> Path:
     run_dir = reports / run_id
     run_dir.mkdir(parents=True)
-    summary = {
-        "run_id": run_id,
-        "created_at": "2026-11-26T06:53:41+00:00",
-        "data": {},
-        "hyperparameter_experiments": [],
-        "best_config": {"name": f"best-of-{run_id}"},
-        "test_metrics": {"accuracy": accuracy},
-        "environment": {},
-    }
+    summary = json.loads((FIXTURE / RESULTS_FILE).read_text(encoding="utf-8"))
+    summary["run_id"] = run_id
+    summary["best_config"]["name"] = f"best-of-{run_id}"
+    summary["test_metrics"]["accuracy"] = accuracy
     (run_dir / RESULTS_FILE).write_text(json.dumps(summary), encoding="utf-8")
     return run_dir
 

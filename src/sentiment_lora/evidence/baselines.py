@@ -5,17 +5,22 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.data import DECISION_THRESHOLD, PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation, evaluate_probabilities
 from sentiment_lora.training.inference import SentimentAnalyzer
 
 PRETRAINED_HEAD, MAJORITY, TFIDF_LOGREG = "pretrained-head", "majority", "tfidf-logreg"
 BASELINES: tuple[str, ...] = (PRETRAINED_HEAD, MAJORITY, TFIDF_LOGREG)
+DESCRIPTIONS: dict[str, str] = {
+    PRETRAINED_HEAD: "the base model with its untrained, seeded classification head",
+    MAJORITY: "always the majority class of the training split",
+    TFIDF_LOGREG: "TF-IDF word 1-2 grams + logistic regression fit on the training split",
+}
 
 
 def majority_probabilities(train_labels: np.ndarray, n: int) -> np.ndarray:
     """P(positive) of the majority-class baseline: the majority class with certainty."""
-    majority = int(np.mean(train_labels) >= 0.5)
+    majority = int(np.mean(train_labels) >= DECISION_THRESHOLD)
     return np.full(n, float(majority))
 
 

@@ -57,6 +57,15 @@ class ErrorReport(BaseModel):
     clusters: ClusteringResult
 
 
+class Evidence(BaseModel):
+    """Everything behind "the best config is better", gathered for the run's summary."""
+
+    model_config = ConfigDict(frozen=True)
+    tests: StatisticalTests
+    calibration: CalibrationReport
+    errors: ErrorReport
+
+
 def _correct(ev: Evaluation) -> list[bool]:
     return [p == y for p, y in zip(ev.predictions, ev.labels, strict=True)]
 

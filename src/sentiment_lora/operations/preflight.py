@@ -44,12 +44,27 @@ def check_model(model: str) -> str:
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Every check, in order of cost; raises :class:`PreflightError` naming the parameter."""
-    check_writable_dir(config.reports_dir, parameter="reports_dir")
-    if config.gate:
-        check_writable_dir(config.registry_dir, parameter="registry_dir")
-    if not is_url(config.artifacts_dir):
-        check_writable_dir(config.artifacts_dir, parameter="artifacts_dir")
+    """Every check, in order of cost; raises :class:`PreflightError` naming the parameter.
+
+    A configuration that passed once in this process is not checked again (the command line
+    checks before Prefect starts, and the flow checks for runs started elsewhere).
+    """
+    key = config.model_dump_json()
+    if key not in _PASSED:
+        _check(config)
+        _PASSED.add(key)
+
+
+_PASSED: set[str] = set()
+
+
+def _check(config: PipelineConfig) -> None:
+    options = config.options
+    check_writable_dir(options.reports_dir, parameter="reports_dir")
+    if options.gate:
+        check_writable_dir(options.registry_dir, parameter="registry_dir")
+    if not is_url(options.artifacts_dir):
+        check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
     try:
         source_fingerprint(config.data)
     except ValueError as exc:

@@ -18,37 +18,78 @@ from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.io import atomic_write_text
+from sentiment_lora.training.data import sha256_file
 from sentiment_lora.training.evaluation import Evaluation
 
 CHAMPION_FILE = "champion.json"
 CHAMPION_MODEL_DIR = "champion"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-class ModelRecord(BaseModel):
-    """A model as the gate sees it: where it came from and how it did on the test set."""
+class ModelSummary(BaseModel):
+    """A model as the gate reports it: where it came from and how it did on the test set."""
 
     model_config = ConfigDict(frozen=True)
     run_id: str
     config_name: str
-    model_key: str  # identity of the trained model (its cache key); equal keys = same model
+    model_key: str  # identity of the trained model (hash of its weights); equal = same model
     test_accuracy: float
     test_f1_macro: float
     test_set_hash: str
-    predictions: list[int]
     promoted_at: str | None = None
 
 
-class GateDecision(BaseModel):
-    """Whether the challenger became champion, and why."""
+class ModelRecord(ModelSummary):
+    """:class:`ModelSummary` plus the test predictions the gate compares."""
+
+    predictions: list[int]
+
+    def summary(self) -> ModelSummary:
+        """The record without its predictions."""
+        return ModelSummary.model_validate(self.model_dump(exclude={"predictions"}))
+
+
+class GateSummary(BaseModel):
+    """Whether the challenger became champion, and why (as the run's results record it)."""
 
     model_config = ConfigDict(frozen=True)
     promoted: bool
     reason: str
-    challenger: ModelRecord
-    champion: ModelRecord | None
+    challenger: ModelSummary
+    champion: ModelSummary | None
     mcnemar: McNemarResult | None
     alpha: float
     unchanged: bool  # the challenger is the champion's model (same data and parameters)
+
+
+class GateDecision(GateSummary):
+    """:class:`GateSummary` with the full records (predictions included)."""
+
+    challenger: ModelRecord
+    champion: ModelRecord | None
+
+    def summary(self) -> GateSummary:
+        """The decision without the records' predictions."""
+        return GateSummary.model_validate(
+            {
+                **self.model_dump(exclude={"challenger", "champion"}),
+                "challenger": self.challenger.summary(),
+                "champion": self.champion.summary() if self.champion else None,
+            }
+        )
+
+
+def model_key(model_dir: Path | str) -> str:
+    """Identity of a saved model: the hash of its adapter weights."""
+    return sha256_file(Path(model_dir) / ADAPTER_WEIGHTS)[:20]
+
+
+def needs_rescore(challenger: ModelRecord, champion: ModelRecord) -> bool:
+    """True if the champion was scored on another test set and must be scored again."""
+    return (
+        champion.model_key != challenger.model_key
+        and champion.test_set_hash != challenger.test_set_hash
+    )
 
 
 def hash_test_set(sentences: Sequence[str], labels: Sequence[int]) -> str:
@@ -118,7 +159,7 @@ def decide(
             "the model came from the cache",
             unchanged=True,
         )
-    if champion.test_set_hash == challenger.test_set_hash:
+    if not needs_rescore(challenger, champion):
         champ_preds = champion.predictions
     elif champion_predictions is not None:
         champ_preds = list(champion_predictions)
@@ -155,6 +196,46 @@ def decide(
     )
 
 
+def challenge_champion(
+    test: Evaluation,
+    *,
+    model_dir: Path | str,
+    run_id: str,
+    sentences: Sequence[str],
+    registry_dir: Path | str,
+    alpha: float,
+    inference_options: dict[str, object] | None = None,
+) -> GateDecision:
+    """The gate for a run's best model (``model_dir``, evaluated as ``test`` on ``sentences``).
+
+    If the test set changed since the champion was scored, the champion is scored again on
+    it (loaded with ``inference_options``) before :func:`decide` compares the two.
+    """
+    challenger = model_record(
+        test, run_id=run_id, model_key=model_key(model_dir), sentences=sentences
+    )
+    champion = read_champion(registry_dir)
+    champion_predictions = None
+    if champion is not None and needs_rescore(challenger, champion):
+        from sentiment_lora.training.evaluation import evaluate_probabilities
+        from sentiment_lora.training.inference import SentimentAnalyzer
+
+        analyzer = SentimentAnalyzer.load(
+            champion_model_dir(registry_dir), **(inference_options or {})
+        )
+        probs = analyzer.predict_proba(list(sentences))[:, 1]
+        champion_predictions = evaluate_probabilities(
+            champion.config_name, test.labels, probs.tolist()
+        ).predictions
+    return decide(
+        challenger,
+        champion,
+        labels=test.labels,
+        champion_predictions=champion_predictions,
+        alpha=alpha,
+    )
+
+
 def promote(registry_dir: Path | str, record: ModelRecord, model_dir: Path | str) -> ModelRecord:
     """Make ``record`` the champion: copy its model files, then write ``champion.json``."""
     registry_dir = Path(registry_dir)
@@ -173,3 +254,36 @@ def promote(registry_dir: Path | str, record: ModelRecord, model_dir: Path | str
     )
     atomic_write_text(registry_dir / CHAMPION_FILE, promoted.model_dump_json(indent=2))
     return promoted
+
+
+def gate_markdown(decision: GateSummary) -> str:
+    """The decision as a markdown table: challenger against champion."""
+    challenger, champion = decision.challenger, decision.champion
+
+    def cell(record: ModelSummary | None, value: str) -> str:
+        return value if record is not None else "-"
+
+    rows = [
+        ("run", challenger.run_id, cell(champion, champion.run_id if champion else "")),
+        (
+            "config",
+            challenger.config_name,
+            cell(champion, champion.config_name if champion else ""),
+        ),
+        (
+            "test accuracy",
+            f"{challenger.test_accuracy:.4f}",
+            cell(champion, f"{champion.test_accuracy:.4f}" if champion else ""),
+        ),
+        (
+            "test macro-F1",
+            f"{challenger.test_f1_macro:.4f}",
+            cell(champion, f"{champion.test_f1_macro:.4f}" if champion else ""),
+        ),
+    ]
+    title = "promoted" if decision.promoted else "champion kept"
+    table = "\n".join(f"| {name} | {a} | {b} |" for name, a, b in rows)
+    return (
+        f"# Champion gate: {title}\n\n{decision.reason}\n\n"
+        f"| | challenger | champion |\n|---|---|---|\n{table}\n"
+    )

@@ -62,3 +62,12 @@ def download_dir(url: str, local_dir: Path | str) -> Path:
     fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
     tmp.replace(local_dir)
     return local_dir
+
+
+def download_to_mirror(url: str, root: str, *, cache_dir: Path | None = None) -> Path:
+    """Copy ``url``, a directory under the artifacts root ``root``, to the same place in this
+    machine's mirror of the root (see :func:`local_root`); returns the local directory."""
+    prefix = root.rstrip("/") + "/"
+    if not url.startswith(prefix) or ".." in url[len(prefix) :].split("/"):
+        raise ValueError(f"artifacts: {url} is not under the artifacts root {root}")
+    return download_dir(url, local_root(root, cache_dir=cache_dir) / url[len(prefix) :])

@@ -6,10 +6,8 @@ style or hatch as well as by colour.
 """
 
 import functools
-import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Mapping
+import io
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec
 
@@ -23,11 +21,17 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from sklearn.metrics import auc, precision_recall_curve, roc_curve  # noqa: E402
 
-from sentiment_lora.paths import RESULTS_FILE  # noqa: E402
+from sentiment_lora.evidence.calibration import CalibrationReport, ReliabilityBin  # noqa: E402
+from sentiment_lora.evidence.error_analysis import (  # noqa: E402
+    CONFIDENCE_BIN_EDGES,
+    ErrorAnalysis,
+)
+from sentiment_lora.io import atomic_write_bytes  # noqa: E402
+from sentiment_lora.paths import PREDICTIONS_FILE, PROB_PREFIX  # noqa: E402
+from sentiment_lora.reporting.results import RunSummary  # noqa: E402
+from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO  # noqa: E402
 
 P = ParamSpec("P")
-PREDICTIONS_FILE = "test_predictions.csv"
-PROB_PREFIX = "prob_positive:"
 DPI = 150
 FULL_WIDTH = 7.0  # inches: the text width of an A4 page with ~15 mm margins
 # Colour-blind safe colours of decreasing darkness, so that grayscale keeps them apart too.
@@ -78,20 +82,13 @@ def _style(i: int) -> dict[str, Any]:
 
 
 def _save(fig: Figure, out_dir: Path, name: str) -> str:
-    """Save ``fig`` as ``out_dir/name`` via a temporary file and a rename; close it."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.", suffix=".tmp")
-    os.close(fd)
+    """Save ``fig`` as ``out_dir/name`` atomically; close it."""
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out_dir / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        fig.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     finally:
         plt.close(fig)
+    atomic_write_bytes(Path(out_dir) / name, buffer.getvalue())
     return name
 
 
@@ -111,14 +108,14 @@ def _label_bars(ax: plt.Axes, bars: Any) -> None:
 
 
 @_styled
-def plot_hyperparameter_comparison(summary: Mapping[str, Any], *, out_dir: Path) -> str:
+def plot_hyperparameter_comparison(summary: RunSummary, *, out_dir: Path) -> str:
     """Grouped bars: validation accuracy, validation macro-F1 and test accuracy per config."""
-    experiments = summary["hyperparameter_experiments"]
-    names = [e["name"] for e in experiments]
+    experiments = summary.hyperparameter_experiments
+    names = [e.name for e in experiments]
     series = [
-        ("validation accuracy", [e["validation_metrics"].get("accuracy") for e in experiments]),
-        ("validation macro-F1", [e["validation_metrics"].get("f1_macro") for e in experiments]),
-        ("test accuracy", [e["test_metrics"].get("accuracy") for e in experiments]),
+        ("validation accuracy", [e.validation_metrics.get(ACCURACY) for e in experiments]),
+        ("validation macro-F1", [e.validation_metrics.get(F1_MACRO) for e in experiments]),
+        ("test accuracy", [e.test_metrics.accuracy for e in experiments]),
     ]
     x = np.arange(len(names))
     width = 0.8 / len(series)
@@ -137,7 +134,7 @@ def plot_hyperparameter_comparison(summary: Mapping[str, Any], *, out_dir: Path)
             linewidth=0.5,
         )
         _label_bars(ax, bars)
-    best = summary["best_config"]["name"]
+    best = summary.best_config.name
     ax.set_xticks(x, [f"{n}\n(best)" if n == best else n for n in names])
     low = min(values, default=0.0)
     ax.set_ylim(max(0.0, low - 0.1), 1.0)
@@ -149,17 +146,17 @@ def plot_hyperparameter_comparison(summary: Mapping[str, Any], *, out_dir: Path)
 
 
 @_styled
-def plot_training_curves(summary: Mapping[str, Any], *, out_dir: Path) -> str:
+def plot_training_curves(summary: RunSummary, *, out_dir: Path) -> str:
     """Train loss and validation macro-F1 per epoch, one line per config."""
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.9))
-    for i, experiment in enumerate(summary["hyperparameter_experiments"]):
-        history = experiment.get("history") or []
-        epochs = [h["epoch"] for h in history]
+    for i, experiment in enumerate(summary.hyperparameter_experiments):
+        history = experiment.history
+        epochs = [h.epoch for h in history]
         style = _style(i)
-        loss = [np.nan if h.get("train_loss") is None else h["train_loss"] for h in history]
-        f1 = [np.nan if h.get("eval_f1_macro") is None else h["eval_f1_macro"] for h in history]
-        loss_ax.plot(epochs, loss, label=experiment["name"], markersize=5, **style)
-        f1_ax.plot(epochs, f1, label=experiment["name"], markersize=5, **style)
+        loss = [np.nan if h.train_loss is None else h.train_loss for h in history]
+        f1 = [h.eval_f1_macro for h in history]
+        loss_ax.plot(epochs, loss, label=experiment.name, markersize=5, **style)
+        f1_ax.plot(epochs, f1, label=experiment.name, markersize=5, **style)
     for ax, title, ylabel in (
         (loss_ax, "Training loss", "mean train loss over the epoch"),
         (f1_ax, "Validation macro-F1", "macro-F1"),
@@ -182,11 +179,11 @@ def plot_training_curves(summary: Mapping[str, Any], *, out_dir: Path) -> str:
 
 
 @_styled
-def plot_confusion_matrix(summary: Mapping[str, Any], *, out_dir: Path) -> str:
+def plot_confusion_matrix(summary: RunSummary, *, out_dir: Path) -> str:
     """The best model's test confusion matrix: counts and row percentages."""
-    metrics = summary["test_metrics"]
-    matrix = np.asarray(metrics["confusion_matrix"], dtype=float)
-    classes = list(metrics.get("per_class") or [str(i) for i in range(len(matrix))])
+    metrics = summary.test_metrics
+    matrix = np.asarray(metrics.confusion_matrix, dtype=float)
+    classes = list(metrics.per_class or [str(i) for i in range(len(matrix))])
     row_totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, row_totals, out=np.zeros_like(matrix), where=row_totals > 0)
     fig, ax = plt.subplots(figsize=(3.6, 3.0))
@@ -206,7 +203,7 @@ def plot_confusion_matrix(summary: Mapping[str, Any], *, out_dir: Path) -> str:
     ax.set_yticks(range(len(classes)), classes, rotation=90, va="center")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true label")
-    ax.set_title(f"{summary['best_config']['name']} on test")
+    ax.set_title(f"{summary.best_config.name} on test")
     ax.grid(False)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true label")
     return _save(fig, out_dir, CONFUSION_MATRIX)
@@ -229,12 +226,10 @@ def curve_models(predictions: pd.DataFrame, *, best: str, baselines: Iterable[st
 
 
 @_styled
-def plot_roc_pr_curves(
-    summary: Mapping[str, Any], *, predictions: pd.DataFrame, out_dir: Path
-) -> str:
+def plot_roc_pr_curves(summary: RunSummary, *, predictions: pd.DataFrame, out_dir: Path) -> str:
     """ROC and precision-recall curves of the best model and the non-constant baselines."""
-    best = summary["best_config"]["name"]
-    names = curve_models(predictions, best=best, baselines=summary.get("baselines") or {})
+    best = summary.best_config.name
+    names = curve_models(predictions, best=best, baselines=summary.baselines)
     labels = predictions["label"].to_numpy(dtype=int)
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 3.3))
     for i, name in enumerate(names):
@@ -258,28 +253,32 @@ def plot_roc_pr_curves(
     return _save(fig, out_dir, ROC_PR_CURVES)
 
 
-def _bin_points(bins: list[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    filled = [b for b in bins if b.get("count") and b.get("mean_confidence") is not None]
+def _filled(bins: Iterable[ReliabilityBin]) -> list[ReliabilityBin]:
+    return [b for b in bins if b.count and b.mean_confidence is not None and b.accuracy is not None]
+
+
+def _bin_points(bins: list[ReliabilityBin]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    filled = _filled(bins)
     return (
-        np.array([b["mean_confidence"] for b in filled], dtype=float),
-        np.array([b["accuracy"] for b in filled], dtype=float),
-        np.array([b["count"] for b in filled], dtype=float),
+        np.array([b.mean_confidence for b in filled], dtype=float),
+        np.array([b.accuracy for b in filled], dtype=float),
+        np.array([b.count for b in filled], dtype=float),
     )
 
 
 @_styled
-def plot_reliability_diagram(summary: Mapping[str, Any], *, out_dir: Path) -> str:
+def plot_reliability_diagram(calibration: CalibrationReport, *, out_dir: Path) -> str:
     """Accuracy against mean confidence per bin, before and after temperature scaling."""
-    calibration = summary["calibration"]
     fig, ax = plt.subplots(figsize=(3.7, 3.1))
     ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="perfect")
-    counts_all = [b["count"] for key in ("before", "after") for b in calibration[key]["bins"]]
+    parts = (
+        ("before", calibration.before),
+        (f"after (T = {calibration.temperature:.3f})", calibration.after),
+    )
+    counts_all = [b.count for _, part in parts for b in part.bins]
     largest = max(counts_all, default=1) or 1
-    for i, (key, label) in enumerate(
-        (("before", "before"), ("after", f"after (T = {calibration['temperature']:.3f})"))
-    ):
-        part = calibration[key]
-        conf, acc, counts = _bin_points(part["bins"])
+    for i, (label, part) in enumerate(parts):
+        conf, acc, counts = _bin_points(part.bins)
         style = _style(i)
         ax.plot(conf, acc, color=style["color"], linestyle=style["linestyle"], linewidth=1.2)
         ax.scatter(
@@ -291,33 +290,31 @@ def plot_reliability_diagram(summary: Mapping[str, Any], *, out_dir: Path) -> st
             edgecolors=style["color"],
             linewidths=1.2,
             zorder=3,
-            label=f"{label}: ECE {part['ece']:.4f}",
+            label=f"{label}: ECE {part.ece:.4f}",
         )
-    filled = [b for key in ("before", "after") for b in calibration[key]["bins"] if b["count"]]
-    low_x = min((b["mean_confidence"] for b in filled), default=0.5)
-    low_y = min((b["accuracy"] for b in filled), default=0.5)
+    filled = _filled(b for _, part in parts for b in part.bins)
+    low_x = min((b.mean_confidence for b in filled if b.mean_confidence is not None), default=0.5)
+    low_y = min((b.accuracy for b in filled if b.accuracy is not None), default=0.5)
     low = max(0.0, min(low_x, low_y, 0.5) - 0.05)
     ax.set_xlim(low, 1.0)
     ax.set_ylim(low, 1.02)
     ax.set_xlabel("mean confidence in the predicted class")
     ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability, {calibration['n_bins']} bins (area ~ count)")
+    ax.set_title(f"Reliability, {calibration.n_bins} bins (area ~ count)")
     ax.legend(loc="lower right", fontsize=7)
     return _save(fig, out_dir, RELIABILITY_DIAGRAM)
 
 
 @_styled
-def plot_confidence_histogram(summary: Mapping[str, Any], *, out_dir: Path) -> str:
+def plot_confidence_histogram(analysis: ErrorAnalysis, *, out_dir: Path) -> str:
     """Confidence in the predicted class for correct and wrong test predictions."""
-    analysis = summary["error_analysis"]
-    groups = (("correct", analysis["confidence_correct"]), ("wrong", analysis["confidence_wrong"]))
-    n_bins = len(groups[0][1]["histogram"])
-    edges = np.linspace(0.5, 1.0, n_bins + 1)  # error_analysis.CONFIDENCE_BIN_EDGES
+    groups = (("correct", analysis.confidence_correct), ("wrong", analysis.confidence_wrong))
+    edges = np.asarray(CONFIDENCE_BIN_EDGES)
     centers = (edges[:-1] + edges[1:]) / 2
     width = (edges[1] - edges[0]) * 0.4
     fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.4))
     for i, (label, group) in enumerate(groups):
-        counts = np.asarray(group["histogram"], dtype=float)
+        counts = np.asarray(group.histogram, dtype=float)
         share = counts / counts.sum() if counts.sum() else counts
         ax.bar(
             centers + (i - 0.5) * width,
@@ -327,7 +324,7 @@ def plot_confidence_histogram(summary: Mapping[str, Any], *, out_dir: Path) -> s
             hatch=HATCHES[i * 2],
             edgecolor="black",
             linewidth=0.5,
-            label=f"{label} (n = {group['count']})",
+            label=f"{label} (n = {group.count})",
         )
     ax.set_xticks(edges, [f"{e:.2f}" for e in edges])
     ax.set_xlim(0.5, 1.0)
@@ -339,17 +336,13 @@ def plot_confidence_histogram(summary: Mapping[str, Any], *, out_dir: Path) -> s
     return _save(fig, out_dir, CONFIDENCE_HISTOGRAM)
 
 
-def render_plots(
-    run_dir: Path | str, *, summary: Mapping[str, Any] | None = None
-) -> dict[str, str]:
+def render_plots(run_dir: Path | str, *, summary: RunSummary) -> dict[str, str]:
     """Draw every figure the run's data allows into ``run_dir``; return key -> file name.
 
     Figures whose section is missing from the summary (an older run without calibration,
     say) or whose ``test_predictions.csv`` is absent are skipped.
     """
     run_dir = Path(run_dir)
-    if summary is None:
-        summary = json.loads((run_dir / RESULTS_FILE).read_text(encoding="utf-8"))
     plots = {
         "hyperparameter_comparison": plot_hyperparameter_comparison(summary, out_dir=run_dir),
         "training_curves": plot_training_curves(summary, out_dir=run_dir),
@@ -361,8 +354,12 @@ def render_plots(
         plots["roc_pr_curves"] = plot_roc_pr_curves(
             summary, predictions=predictions, out_dir=run_dir
         )
-    if summary.get("calibration"):
-        plots["reliability_diagram"] = plot_reliability_diagram(summary, out_dir=run_dir)
-    if summary.get("error_analysis"):
-        plots["confidence_histogram"] = plot_confidence_histogram(summary, out_dir=run_dir)
+    if summary.calibration is not None:
+        plots["reliability_diagram"] = plot_reliability_diagram(
+            summary.calibration, out_dir=run_dir
+        )
+    if summary.error_analysis is not None:
+        plots["confidence_histogram"] = plot_confidence_histogram(
+            summary.error_analysis, out_dir=run_dir
+        )
     return plots

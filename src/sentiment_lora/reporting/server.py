@@ -5,7 +5,6 @@
 safe path components and resolve inside the reports directory, else the answer is 404.
 """
 
-import html
 from pathlib import Path
 from urllib.parse import quote
 
@@ -15,9 +14,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from sentiment_lora.paths import RESULTS_FILE, safe_name
-from sentiment_lora.reporting.report import HTML_FILE, PDF_FILE, RunInfo, list_runs
+from sentiment_lora.paths import HTML_FILE, PDF_FILE, RESULTS_FILE, safe_name
+from sentiment_lora.reporting.render import jinja_environment
+from sentiment_lora.reporting.run_index import RunInfo, list_runs
 
+INDEX_TEMPLATE = "index.html.j2"
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".pdf": "application/pdf",
@@ -45,53 +46,19 @@ def _file_response(path: Path) -> FileResponse:
     return FileResponse(path, media_type=CONTENT_TYPES[path.suffix])
 
 
-def _link(run_id: str, name: str, label: str, *, present: bool) -> str:
-    if not present:
-        return f'<span class="absent">{html.escape(label)}</span>'
-    href = f"/runs/{quote(run_id)}/{quote(name)}"
-    return f'<a href="{html.escape(href)}">{html.escape(label)}</a>'
-
-
-def _index_row(run: RunInfo) -> str:
-    accuracy = f"{run.test_accuracy:.4f}" if run.test_accuracy is not None else "n/a"
-    cells = [
-        html.escape(run.run_id),
-        html.escape(run.created_at or "n/a"),
-        html.escape(run.best_config or run.error or "n/a"),
-        accuracy,
-        " · ".join(
-            [
-                _link(run.run_id, HTML_FILE, "HTML", present=run.has_html),
-                _link(run.run_id, PDF_FILE, "PDF", present=run.has_pdf),
-                _link(run.run_id, RESULTS_FILE, "JSON", present=True),
-            ]
-        ),
-    ]
-    return "<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>"
-
-
 def index_page(runs: list[RunInfo], *, reports_dir: Path) -> str:
-    """The HTML of the run list (every value escaped)."""
-    rows = "\n".join(_index_row(run) for run in runs)
-    body = (
-        f"<table><thead><tr><th>run</th><th>created</th><th>best config</th>"
-        f"<th>test accuracy</th><th>files</th></tr></thead><tbody>\n{rows}\n</tbody></table>"
-        if runs
-        else "<p>No runs yet: run the pipeline first.</p>"
+    """The HTML of the run list (``templates/index.html.j2``, every value escaped)."""
+    return (
+        jinja_environment()
+        .get_template(INDEX_TEMPLATE)
+        .render(
+            runs=runs,
+            reports_dir=str(reports_dir),
+            html_file=HTML_FILE,
+            pdf_file=PDF_FILE,
+            results_file=RESULTS_FILE,
+        )
     )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>sentiment-lora runs</title>
-<style>
-body {{ font-family: "DejaVu Sans", Arial, sans-serif; margin: 2rem auto; max-width: 60rem; }}
-table {{ border-collapse: collapse; }}
-th, td {{ padding: 0.3rem 0.8rem; border-bottom: 1px solid #ccc; text-align: left; }}
-.absent {{ color: #999; }}
-</style></head>
-<body><h1>sentiment-lora runs</h1>
-<p>{html.escape(str(reports_dir))}, newest first.</p>
-{body}
-</body></html>
-"""
 
 
 def create_app(reports_dir: Path | str) -> Starlette:

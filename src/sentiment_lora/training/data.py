@@ -5,6 +5,7 @@ validated before anything else runs; a bad file raises :class:`DataFormatError` 
 the line and the reason.
 """
 
+import functools
 import hashlib
 import logging
 import re
@@ -57,8 +58,16 @@ class PreparedData(BaseModel):
     test_train_overlap: int
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
+def sha256_file(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes, computed once per process while the file is unchanged
+    (same path, size and modification time)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

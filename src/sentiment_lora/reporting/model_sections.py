@@ -1,0 +1,196 @@
+"""Report sections about the data and the models: data, hyperparameter search, test results.
+
+Each function turns part of a :class:`RunSummary` into display-ready values (strings and rows)
+for ``templates/report.html.j2``.
+"""
+
+from typing import Any
+
+from sentiment_lora.reporting import format as fmt
+from sentiment_lora.reporting.results import RunSummary
+
+
+def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[str]]:
+    """Rows of the data-preparation table and the count keys they used."""
+    counts, config = summary.data.counts, summary.data.config
+    used: set[str] = set()
+
+    def take(key: str) -> int | None:
+        used.add(key)
+        return counts.get(key)
+
+    steps: list[tuple[str, str, str, str]] = []
+    train_raw, removed_short = take("train_raw"), take("removed_min_words")
+    if train_raw is not None:
+        steps.append(("read train.tsv", "train", "", fmt.integer(train_raw)))
+    if removed_short is not None:
+        remaining = fmt.integer(train_raw - removed_short) if train_raw is not None else ""
+        steps.append(
+            (
+                f"drop sentences under {config.min_words} words",
+                "train",
+                fmt.integer(removed_short),
+                remaining,
+            )
+        )
+    after_train, after_validation = take("train_after_split"), take("validation_after_split")
+    if after_train is not None and after_validation is not None:
+        steps.append(
+            (
+                f"stratified {config.validation_fraction:.0%} validation split "
+                f"(seed {config.seed})",
+                "train / validation",
+                "",
+                f"{fmt.integer(after_train)} / {fmt.integer(after_validation)}",
+            )
+        )
+    for split, limit_key in (
+        ("train", "max_train_samples"),
+        ("validation", "max_validation_samples"),
+    ):
+        removed = take(f"removed_by_{split}_cap")
+        if removed is not None:
+            limit = getattr(config, limit_key)
+            steps.append(
+                (
+                    f"cap at {limit_key} = {fmt.integer(limit) if limit is not None else 'none'}",
+                    split,
+                    fmt.integer(removed),
+                    fmt.integer(counts.get(split)),
+                )
+            )
+    test_raw, test = take("test_raw"), counts.get("test")
+    if test is not None:
+        removed_test = fmt.integer(test_raw - test) if test_raw is not None else ""
+        steps.append(
+            ("dev.tsv as test set (not filtered)", "test", removed_test, fmt.integer(test))
+        )
+    used.update(("train", "validation", "test"))
+    rows = [{"step": s, "split": sp, "removed": r, "remaining": rem} for s, sp, r, rem in steps]
+    return rows, used
+
+
+def data_context(summary: RunSummary) -> dict[str, Any]:
+    """The data section: source, preparation steps, class balance, overlap."""
+    data = summary.data
+    classes: list[str] = []
+    for split in data.class_balance.values():
+        classes.extend(c for c in split if c not in classes)
+    splits = []
+    for split, by_class in data.class_balance.items():
+        total = sum(by_class.values())
+        splits.append(
+            {
+                "name": split,
+                "rows": fmt.integer(data.counts.get(split, total)),
+                "by_class": [fmt.count_share(by_class.get(c, 0), total) for c in classes],
+            }
+        )
+    steps, used = _preparation_steps(summary)
+    overlap = data.test_train_overlap
+    if overlap is None:
+        overlap_sentence = "The overlap of test and training sentences was not recorded."
+    elif overlap == 0:
+        overlap_sentence = "No test sentence occurs verbatim in the training data."
+    else:
+        overlap_sentence = (
+            f"{fmt.plural(overlap, 'test sentence')} also occur verbatim in the training data; "
+            "test scores may be slightly optimistic."
+        )
+    return {
+        "source": data.source,
+        "hashes": sorted(data.source_hashes.items()),
+        "classes": classes,
+        "splits": splits,
+        "steps": steps,
+        "other_counts": [
+            (key, fmt.integer(value)) for key, value in data.counts.items() if key not in used
+        ],
+        "overlap_sentence": overlap_sentence,
+        "settings": [(key, fmt.plain(value)) for key, value in data.config],
+    }
+
+
+def search_context(summary: RunSummary) -> dict[str, Any]:
+    """The hyperparameter search section: every config's settings and results."""
+    best = summary.best_config.name
+    configs, results = [], []
+    for e in summary.hyperparameter_experiments:
+        hp = e.config
+        configs.append(
+            {
+                "name": e.name,
+                "is_best": e.name == best,
+                "learning_rate": fmt.learning_rate(hp.learning_rate),
+                "epochs": fmt.plain(hp.epochs),
+                "lora_r": fmt.plain(hp.lora_r),
+                "lora_alpha": fmt.plain(hp.lora_alpha),
+                "lora_dropout": fmt.plain(hp.lora_dropout),
+                "batch_size": fmt.plain(hp.batch_size),
+                "weight_decay": fmt.plain(hp.weight_decay),
+                "warmup_ratio": fmt.plain(hp.warmup_ratio),
+                "target_modules": fmt.plain(e.target_modules or hp.target_modules),
+            }
+        )
+        validation = e.validation_metrics
+        trainable, total = e.trainable_parameters, e.total_parameters
+        results.append(
+            {
+                "name": e.name,
+                "is_best": e.name == best,
+                "val_accuracy": fmt.num(validation.get("accuracy")),
+                "val_f1": fmt.num(validation.get("f1_macro")),
+                "val_loss": fmt.num(validation.get("loss")),
+                "best_epoch": fmt.plain(e.best_epoch),
+                "test_accuracy": fmt.num(e.test_metrics.accuracy),
+                "test_f1": fmt.num(e.test_metrics.f1_macro),
+                "seconds": fmt.num(e.training_seconds, 1),
+                "throughput": fmt.num(e.examples_per_second, 1),
+                "trainable": fmt.integer(trainable),
+                "trainable_share": fmt.pct(trainable / total, 2) if total else fmt.MISSING,
+            }
+        )
+    return {
+        "configs": configs,
+        "results": results,
+        "best": best,
+        "selection_rule": summary.best_config.selection_rule,
+    }
+
+
+def test_context(summary: RunSummary) -> dict[str, Any]:
+    """The test results section: headline metrics with intervals, averages, per class."""
+    metrics, tests = summary.test_metrics, summary.statistical_tests
+    accuracy = tests.accuracy if tests else None
+    f1 = tests.f1_macro if tests else None
+    headline = [
+        ("Accuracy", fmt.num(metrics.accuracy), fmt.interval(accuracy)),
+        ("Macro-F1", fmt.num(metrics.f1_macro), fmt.interval(f1)),
+        ("AUC-ROC", fmt.num(metrics.auc_roc), ""),
+    ]
+    averaged = [
+        (label, fmt.num(macro), fmt.num(weighted))
+        for label, macro, weighted in (
+            ("Precision", metrics.precision_macro, metrics.precision_weighted),
+            ("Recall", metrics.recall_macro, metrics.recall_weighted),
+            ("F1", metrics.f1_macro, metrics.f1_weighted),
+        )
+    ]
+    per_class = [
+        {
+            "name": name,
+            "precision": fmt.num(m.precision),
+            "recall": fmt.num(m.recall),
+            "f1": fmt.num(m.f1),
+            "support": fmt.integer(m.support),
+        }
+        for name, m in metrics.per_class.items()
+    ]
+    return {
+        "n": fmt.integer(metrics.n),
+        "headline": headline,
+        "interval_label": fmt.confidence_label(accuracy),
+        "n_resamples": fmt.integer(tests.n_resamples if tests else None),
+        "averaged": averaged,
+        "per_class": per_class,
+    }
