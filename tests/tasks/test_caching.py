@@ -1,6 +1,7 @@
 """Cache keys change when what a result depends on changes, and only then."""
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,40 @@ def test_code_change_in_src_changes_keys(prepared, monkeypatch) -> None:
     assert training_key(prepared, HP, TrainConfig()) != key
 
 
-def test_code_version_hashes_the_package_sources() -> None:
+@pytest.fixture
+def package_copy(tmp_path: Path, monkeypatch) -> Iterator[Path]:
+    """code_version() pointed at a scratch copy of src/sentiment_lora (cache cleared around)."""
+    copy = shutil.copytree(
+        fp._PACKAGE_DIR, tmp_path / "sentiment_lora", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    monkeypatch.setattr(fp, "_PACKAGE_DIR", copy)
     fp.code_version.cache_clear()
-    first = fp.code_version()
-    assert len(first) == 16 and first == fp.code_version()
+    yield copy
+    fp.code_version.cache_clear()  # later tests hash the real package again
+
+
+def _fresh_version() -> str:
+    fp.code_version.cache_clear()
+    return fp.code_version()
+
+
+def test_code_version_follows_every_module_of_the_package(prepared, package_copy: Path) -> None:
+    version, key = _fresh_version(), training_key(prepared, HP, TrainConfig())
+    assert len(version) == 16 and fp.code_version() == version
+    assert _fresh_version() == version  # same sources, same version
+
+    module = package_copy / "evidence" / "stats.py"  # a subpackage, not the package's top level
+    original = module.read_text(encoding="utf-8")
+    module.write_text(original + "\n# edited\n", encoding="utf-8")
+    edited = _fresh_version()
+    assert edited != version
+    assert training_key(prepared, HP, TrainConfig()) != key  # the real key follows the code
+
+    module.write_text(original, encoding="utf-8")
+    assert _fresh_version() == version
+    (package_copy / "training" / "new_module.py").write_text("X = 1\n", encoding="utf-8")
+    assert _fresh_version() not in (version, edited)
+    assert training_key(prepared, HP, TrainConfig()) != key
 
 
 def test_auto_precision_is_keyed_on_what_it_resolves_to(prepared, monkeypatch) -> None:

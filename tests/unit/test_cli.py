@@ -1,13 +1,17 @@
 """The sentiment-lora console command."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from sentiment_lora.cli import main
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.operations.registry import champion_model_dir
+from sentiment_lora.paths import LATEST, MODEL_DIR
 from sentiment_lora.training.data import prepare_sst2
+from sentiment_lora.training.inference import SentimentAnalyzer
 from sentiment_lora.training.lora import train_lora
 
 
@@ -58,3 +62,31 @@ def test_predict_on_an_empty_file_writes_nothing(model_dir: Path, tmp_path: Path
     empty.write_text("")
     assert main(["predict", "--model-dir", str(model_dir), str(empty)]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_predict_without_model_dir_loads_the_champion(
+    model_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The registry's champion wins over reports/latest/model; without one, latest is used."""
+    monkeypatch.chdir(tmp_path)  # predict's defaults are registry/ and reports/ in the cwd
+    champion = shutil.copytree(model_dir, champion_model_dir(tmp_path / "registry"))
+    latest = tmp_path / "reports" / LATEST / MODEL_DIR
+    latest.mkdir(parents=True)  # a directory, but no model: loading it would fail
+    (tmp_path / "in.txt").write_text("a wonderful film\n", encoding="utf-8")
+    loaded: list[Path] = []
+    real_load = SentimentAnalyzer.load.__func__
+
+    def recording_load(cls, path, **options):
+        loaded.append(Path(path).resolve())
+        return real_load(cls, path, **options)
+
+    monkeypatch.setattr(SentimentAnalyzer, "load", classmethod(recording_load))
+    assert main(["predict", "in.txt"]) == 0
+    assert loaded == [champion.resolve()]
+    assert json.loads(capsys.readouterr().out)["text"] == "a wonderful film"
+
+    shutil.rmtree(champion)  # no champion: the newest run's best model
+    latest.rmdir()
+    shutil.copytree(model_dir, latest)
+    assert main(["predict", "in.txt"]) == 0
+    assert loaded[-1] == latest.resolve()

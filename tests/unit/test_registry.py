@@ -2,13 +2,17 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sentiment_lora.operations.registry import (
     ModelRecord,
+    challenge_champion,
     champion_model_dir,
     decide,
+    gate_markdown,
     hash_test_set,
+    model_key,
     promote,
     read_champion,
 )
@@ -86,3 +90,92 @@ def test_promote_writes_record_and_model(tmp_path: Path) -> None:
 def test_test_set_hash_depends_on_sentences_and_labels() -> None:
     assert hash_test_set(["a", "b"], [0, 1]) != hash_test_set(["a", "b"], [1, 1])
     assert hash_test_set(["a", "b"], [0, 1]) != hash_test_set(["a", "c"], [0, 1])
+
+
+def _champion_in(registry: Path, record: ModelRecord) -> None:
+    champion_model_dir(registry).mkdir(parents=True)
+    (registry / "champion.json").write_text(record.model_dump_json(), encoding="utf-8")
+
+
+def _evaluation(wrong: set[int]):
+    from sentiment_lora.training.evaluation import evaluate_probabilities
+
+    probs = [float(1 - y if i in wrong else y) for i, y in enumerate(LABELS)]
+    return evaluate_probabilities("challenger", LABELS, probs)
+
+
+def _model_dir(tmp_path: Path, weights: bytes) -> Path:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "adapter_model.safetensors").write_bytes(weights)
+    return model_dir
+
+
+def test_model_key_is_the_weights_identity(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    for path, weights in ((a, b"w1"), (b, b"w2")):
+        path.mkdir()
+        (path / "adapter_model.safetensors").write_bytes(weights)
+    assert model_key(a) == model_key(a) != model_key(b)
+
+
+def test_challenge_rescores_the_champion_only_when_the_test_set_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentiment_lora.training.inference import SentimentAnalyzer
+
+    loaded: list[tuple[Path, dict]] = []
+
+    class AlwaysWrong:  # the champion, re-scored: wrong on every sentence
+        def predict_proba(self, texts: list[str]) -> np.ndarray:
+            p = np.array([float(1 - y) for y in LABELS])
+            return np.stack([1 - p, p], axis=1)
+
+    def load(model_dir: Path, **options: object) -> AlwaysWrong:
+        loaded.append((Path(model_dir), options))
+        return AlwaysWrong()
+
+    monkeypatch.setattr(SentimentAnalyzer, "load", staticmethod(load))
+    sentences = [f"sentence {i}" for i in range(len(LABELS))]
+    registry = tmp_path / "registry"
+    stale = _record("old", set()).model_copy(update={"test_set_hash": "another-test-set"})
+    _champion_in(registry, stale)  # perfect on its own (old) test set
+    decision = challenge_champion(
+        _evaluation({0, 1, 2}),
+        model_dir=_model_dir(tmp_path, b"new"),
+        run_id="run-new",
+        sentences=sentences,
+        registry_dir=registry,
+        alpha=0.05,
+        inference_options={"batch_size": 8},
+    )
+    assert loaded == [(champion_model_dir(registry), {"batch_size": 8})]
+    assert decision.promoted, decision.reason  # 97% against the re-scored champion's 0%
+    assert decision.challenger.model_key == model_key(tmp_path / "model")
+
+    loaded.clear()
+    (registry / "champion.json").write_text(
+        stale.model_copy(update={"test_set_hash": decision.challenger.test_set_hash})
+        .model_dump_json(),
+        encoding="utf-8",
+    )
+    kept = challenge_champion(
+        _evaluation({0, 1, 2}),
+        model_dir=tmp_path / "model",
+        run_id="run-new",
+        sentences=sentences,
+        registry_dir=registry,
+        alpha=0.05,
+    )
+    assert loaded == []  # same test set: the stored predictions are compared
+    assert not kept.promoted
+
+
+def test_gate_summary_drops_predictions_and_renders_as_markdown() -> None:
+    decision = decide(_record("b", {1}), _record("a", {1, 2, 3}), labels=LABELS)
+    summary = decision.summary()
+    assert "predictions" not in summary.model_dump()["challenger"]
+    assert summary.challenger.test_accuracy == decision.challenger.test_accuracy
+    markdown = gate_markdown(decision)
+    assert "| config | b | a |" in markdown and decision.reason in markdown
+    assert "| run | run-b | - |" in gate_markdown(decide(_record("b", set()), None, labels=LABELS))

@@ -111,3 +111,10 @@ def test_empty_reports_dir(tmp_path: Path) -> None:
     client = TestClient(create_app(tmp_path))
     assert "No runs yet" in client.get("/").text
     assert client.get("/latest/report.pdf").status_code == 404
+
+
+def test_a_damaged_run_is_listed_as_damaged(reports: Path, client: TestClient) -> None:
+    (reports / OLD / RESULTS_FILE).write_text('{"run_id": 5}', encoding="utf-8")
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "damaged:" in response.text and NEW in response.text

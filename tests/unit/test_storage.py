@@ -6,6 +6,7 @@ import pytest
 
 from sentiment_lora.operations.storage import (
     download_dir,
+    download_to_mirror,
     is_url,
     local_root,
     remote_path,
@@ -44,3 +45,17 @@ def test_upload_then_download_round_trip(tmp_path: Path, scheme: str) -> None:
 def test_missing_remote_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         download_dir(f"file://{tmp_path}/nothing", tmp_path / "x")
+
+
+def test_download_to_mirror_keeps_the_path_under_the_root(tmp_path: Path) -> None:
+    root = f"file://{tmp_path}/remote"
+    adapter = tmp_path / "worker" / "train" / "k1" / "adapter"
+    adapter.mkdir(parents=True)
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights")
+    url = upload_dir(adapter, remote_path(root, adapter, mirror=tmp_path / "worker"))
+    local = download_to_mirror(url, root, cache_dir=tmp_path / "cache")
+    assert local == local_root(root, cache_dir=tmp_path / "cache") / "train" / "k1" / "adapter"
+    assert (local / "adapter_model.safetensors").read_bytes() == b"weights"
+    for outside in (f"file://{tmp_path}/other/x", f"{root}/../escape"):
+        with pytest.raises(ValueError, match="not under the artifacts root"):
+            download_to_mirror(outside, root, cache_dir=tmp_path / "cache")

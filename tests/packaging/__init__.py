@@ -1,0 +1,1 @@
+"""Packaging tests: declared dependencies and a non-editable install."""

@@ -1,0 +1,98 @@
+"""The report's figures draw the run's numbers (checked on the figure, before it is saved)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from sentiment_lora.paths import PREDICTIONS_FILE, RESULTS_FILE
+from sentiment_lora.reporting import plots
+from sentiment_lora.reporting.results import RunSummary, load_results
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> dict[str, Figure]:
+    """Every figure a plot function saves, by file name, instead of the PNG."""
+    saved: dict[str, Figure] = {}
+
+    def keep(fig: Figure, out_dir: Path, name: str) -> str:
+        saved[name] = fig
+        return name
+
+    monkeypatch.setattr(plots, "_save", keep)
+    return saved
+
+
+@pytest.fixture
+def summary() -> RunSummary:
+    return load_results(FIXTURE)
+
+
+def test_hyperparameter_bars_are_the_metrics(figures, summary, tmp_path) -> None:
+    plots.plot_hyperparameter_comparison(summary, out_dir=tmp_path)
+    ax = figures[plots.HYPERPARAMETER_COMPARISON].axes[0]
+    heights = [round(bar.get_height(), 6) for bar in ax.patches]
+    experiments = summary.hyperparameter_experiments
+    expected = [round(e.validation_metrics["accuracy"], 6) for e in experiments]
+    expected += [round(e.validation_metrics["f1_macro"], 6) for e in experiments]
+    expected += [round(e.test_metrics.accuracy, 6) for e in experiments]
+    assert heights == expected
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert f"{summary.best_config.name}\n(best)" in labels
+
+
+def test_training_curves_follow_each_configs_history(figures, summary, tmp_path) -> None:
+    plots.plot_training_curves(summary, out_dir=tmp_path)
+    loss_ax, f1_ax = figures[plots.TRAINING_CURVES].axes
+    for ax, field in ((loss_ax, "train_loss"), (f1_ax, "eval_f1_macro")):
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        for e in summary.hyperparameter_experiments:
+            drawn = lines[e.name]
+            assert list(drawn.get_xdata()) == [h.epoch for h in e.history]
+            assert list(drawn.get_ydata()) == [getattr(h, field) for h in e.history]
+
+
+def test_confusion_matrix_shows_counts_and_row_shares(figures, summary, tmp_path) -> None:
+    plots.plot_confusion_matrix(summary, out_dir=tmp_path)
+    ax = figures[plots.CONFUSION_MATRIX].axes[0]
+    matrix = np.asarray(summary.test_metrics.confusion_matrix)
+    texts = [t.get_text() for t in ax.texts]
+    for (r, c), count in np.ndenumerate(matrix):
+        assert f"{count}\n{count / matrix[r].sum():.1%}" in texts
+    shares = ax.images[0].get_array()
+    assert np.allclose(shares, matrix / matrix.sum(axis=1, keepdims=True))
+
+
+def test_reliability_diagram_plots_the_filled_bins(figures, summary, tmp_path) -> None:
+    plots.plot_reliability_diagram(summary.calibration, out_dir=tmp_path)
+    ax = figures[plots.RELIABILITY_DIAGRAM].axes[0]
+    before = [b for b in summary.calibration.before.bins if b.count]
+    points = ax.collections[0].get_offsets()
+    assert np.allclose(points, [(b.mean_confidence, b.accuracy) for b in before])
+    assert f"ECE {summary.calibration.before.ece:.4f}" in ax.collections[0].get_label()
+
+
+def test_roc_curves_skip_constant_baselines(figures, summary, tmp_path) -> None:
+    predictions = pd.read_csv(FIXTURE / PREDICTIONS_FILE)
+    plots.plot_roc_pr_curves(summary, predictions=predictions, out_dir=tmp_path)
+    roc_ax = figures[plots.ROC_PR_CURVES].axes[0]
+    names = [line.get_label().split(" (")[0] for line in roc_ax.get_lines()]
+    assert names[0] == summary.best_config.name
+    assert "majority" not in names and "tfidf-logreg" in names
+
+
+def test_render_plots_writes_pngs_for_the_sections_present(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    data = json.loads((FIXTURE / RESULTS_FILE).read_text(encoding="utf-8"))
+    del data["calibration"]
+    summary = RunSummary.model_validate(data)
+    drawn = plots.render_plots(run_dir, summary=summary)
+    assert "reliability_diagram" not in drawn and "roc_pr_curves" not in drawn
+    for name in drawn.values():
+        assert (run_dir / name).read_bytes().startswith(b"\x89PNG")
