@@ -13,7 +13,7 @@ import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefe
 
 from prefect import flow
 
-from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig, resolve_path
+from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig, resolve_path
 from sentiment_lora.operations.storage import is_url, local_root, remote_path, upload_dir
 from tasks.pipeline_tasks import (
     ConfigRun,
@@ -28,7 +28,7 @@ def sst2_train_config(
     hp: LoraHyperparams,
     data: DataConfig = DataConfig(),  # noqa: B008 (frozen model: a safe default)
     train: TrainConfig = TrainConfig(),  # noqa: B008
-    artifacts_dir: str = "artifacts",
+    artifacts_dir: str = RunOptions().artifacts_dir,
 ) -> ConfigRun:
     """Fine-tune one config and evaluate it on test; returns paths and metrics (small).
 

@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import TextIO
 
 from sentiment_lora.cli_options import ModelOptions
-from sentiment_lora.config import TrainConfig
+from sentiment_lora.config import RunOptions, TrainConfig
 from sentiment_lora.paths import LATEST, MODEL_DIR
 
-# predict's model options come from TrainConfig's fields (names, defaults, choices, help).
+# Options shared with the pipeline come from the models' fields (names, defaults, help).
 PREDICT_OPTIONS = ModelOptions(
-    {"train": TrainConfig}, only=("device", "precision", "eval_batch_size")
+    {"train": TrainConfig, "options": RunOptions},
+    only=("device", "precision", "eval_batch_size", "registry_dir", "reports_dir"),
 )
+SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir",))
 
 
 def _read_lines(source: TextIO) -> Iterator[str]:
@@ -32,9 +34,7 @@ def _open_input(path: str) -> TextIO:
     return open(path, encoding="utf-8", errors="strict")
 
 
-def default_model_dir(
-    registry_dir: Path = Path("registry"), reports_dir: Path = Path("reports")
-) -> Path:
+def default_model_dir(registry_dir: Path, reports_dir: Path) -> Path:
     """The champion's model if the registry has one, else the newest run's best model."""
     from sentiment_lora.operations.registry import champion_model_dir
 
@@ -46,8 +46,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     """Predict the sentiment of one sentence per line; write one JSON object per line."""
     from sentiment_lora.training.inference import SentimentAnalyzer
 
+    try:
+        options = PREDICT_OPTIONS.build(args, "train").inference_options()
+        dirs = PREDICT_OPTIONS.build(args, "options")
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     model_dir = (
-        Path(args.model_dir) if args.model_dir else default_model_dir(Path(args.registry_dir))
+        Path(args.model_dir)
+        if args.model_dir
+        else default_model_dir(Path(dirs.registry_dir), Path(dirs.reports_dir))
     )
     if not model_dir.is_dir():
         print(
@@ -66,11 +74,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"error: FILE: {args.file} is not valid UTF-8 ({exc.reason} at byte {exc.start})",
             file=sys.stderr,
         )
-        return 2
-    try:
-        options = PREDICT_OPTIONS.build(args, "train").inference_options()
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
         return 2
     analyzer = SentimentAnalyzer.load(model_dir, **options)
     out = sys.stdout
@@ -107,7 +110,11 @@ def cmd_serve_reports(args: argparse.Namespace) -> int:
     """Serve the runs of a reports directory over HTTP until interrupted."""
     from sentiment_lora.reporting.server import serve
 
-    reports_dir = Path(args.reports_dir)
+    try:
+        reports_dir = Path(SERVE_OPTIONS.build(args, "options").reports_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not reports_dir.is_dir():
         print(f"error: --reports-dir: {reports_dir} is not a directory", file=sys.stderr)
         return 2
@@ -144,7 +151,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-dir",
         help="a model directory (default: the registry's champion, else reports/latest/model)",
     )
-    predict.add_argument("--registry-dir", default="registry", help="default: registry")
     PREDICT_OPTIONS.add_to(predict, rename={"eval_batch_size": "--batch-size"})
     predict.set_defaults(func=cmd_predict, uses_models=True)
     fetch = sub.add_parser("fetch-data", help="download SST-2 from the Hugging Face hub as TSV")
@@ -156,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. reports/latest")
     report.set_defaults(func=cmd_report, uses_models=False)
     serve = sub.add_parser("serve-reports", help="serve the runs' reports over HTTP")
-    serve.add_argument("--reports-dir", default="reports", help="default: reports")
+    SERVE_OPTIONS.add_to(serve)
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     serve.add_argument("--port", type=int, default=8765, help="default: 8765")
     serve.set_defaults(func=cmd_serve_reports, uses_models=False)

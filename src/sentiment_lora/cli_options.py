@@ -64,7 +64,7 @@ class ModelOptions:
     def add_to(self, parser: argparse.ArgumentParser, *, rename: Mapping[str, str] = {}) -> None:
         """Add one option per field (``rename`` maps a field name to another flag)."""
         for group, model in self.models.items():
-            section = parser.add_argument_group(f"{group} options", (model.__doc__ or "").strip())
+            section = parser.add_argument_group(model.__name__, (model.__doc__ or "").strip())
             for name in self._fields(model):
                 field = model.model_fields[name]
                 if name in rename:

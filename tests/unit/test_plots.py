@@ -62,7 +62,7 @@ def test_confusion_matrix_shows_counts_and_row_shares(figures, summary, tmp_path
     ax = figures[plots.CONFUSION_MATRIX].axes[0]
     matrix = np.asarray(summary.test_metrics.confusion_matrix)
     texts = [t.get_text() for t in ax.texts]
-    for (r, c), count in np.ndenumerate(matrix):
+    for (r, _), count in np.ndenumerate(matrix):
         assert f"{count}\n{count / matrix[r].sum():.1%}" in texts
     shares = ax.images[0].get_array()
     assert np.allclose(shares, matrix / matrix.sum(axis=1, keepdims=True))

@@ -69,3 +69,64 @@ def test_cli_rejects_before_the_flow_starts(tmp_path: Path, capsys) -> None:
 def test_train_config_rejects_bad_values_naming_the_field() -> None:
     with pytest.raises(ValueError, match="max_length"):
         TrainConfig(max_length=2)
+
+
+def test_a_config_is_checked_once_per_process(
+    tmp_path: Path, sst2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sentiment_lora.operations.preflight as module
+
+    calls: list[object] = []
+    monkeypatch.setattr(module, "_check", calls.append)
+    monkeypatch.setattr(module, "_PASSED", set())
+    config = _config(tmp_path, sst2_dir)
+    preflight(config)
+    preflight(config)  # the command line checked it; the flow does not again
+    assert calls == [config]
+    preflight(_config(tmp_path, sst2_dir, reports_dir=str(tmp_path / "other")))
+    assert len(calls) == 2
+
+
+def test_data_files_are_hashed_once_while_unchanged(tmp_path: Path) -> None:
+    from sentiment_lora.training.data import _sha256, sha256_file
+
+    path = tmp_path / "train.tsv"
+    path.write_text("sentence\tlabel\na b c\t1\n", encoding="utf-8")
+    _sha256.cache_clear()
+    first = sha256_file(path)
+    assert sha256_file(path) == first and _sha256.cache_info().misses == 1
+    path.write_text("sentence\tlabel\na b c d\t0\n", encoding="utf-8")
+    assert sha256_file(path) != first and _sha256.cache_info().misses == 2
+
+
+def test_flow_modules_apply_process_defaults_before_prefect() -> None:
+    import ast
+
+    for module in sorted((Path(__file__).resolve().parents[2] / "flows").glob("*.py")):
+        if module.name.startswith("_"):
+            continue
+        imports = [
+            node.module if isinstance(node, ast.ImportFrom) else node.names[0].name
+            for node in ast.parse(module.read_text(encoding="utf-8")).body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        ]
+        first_prefect = next(i for i, name in enumerate(imports) if name.startswith("prefect"))
+        assert "flows._env" in imports[:first_prefect], module.name
+
+
+def test_flow_script_runs_from_any_directory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "flows" / "full.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--max-train-samples", "0"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: --max-train-samples: Input should be greater than or equal to 1 (got 0)"
+    ]
