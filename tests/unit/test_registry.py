@@ -155,8 +155,9 @@ def test_challenge_rescores_the_champion_only_when_the_test_set_changed(
 
     loaded.clear()
     (registry / "champion.json").write_text(
-        stale.model_copy(update={"test_set_hash": decision.challenger.test_set_hash})
-        .model_dump_json(),
+        stale.model_copy(
+            update={"test_set_hash": decision.challenger.test_set_hash}
+        ).model_dump_json(),
         encoding="utf-8",
     )
     kept = challenge_champion(
