@@ -127,6 +127,7 @@ def sst2_lora_pipeline(
             run_id=run_id,
             registry_dir=config.options.registry_dir,
             alpha=config.stats.alpha,
+            slice_rule=config.options.slice_gate,
         )
     run_dir = write_results(
         run_id=run_id,

@@ -30,6 +30,7 @@ def champion_gate(
     run_id: str,
     registry_dir: str,
     alpha: float,
+    slice_rule: bool = True,
 ) -> GateDecision:
     """Decide whether this run's best model replaces the registry's champion."""
     decision = challenge_champion(
@@ -40,6 +41,7 @@ def champion_gate(
         registry_dir=registry_dir,
         alpha=alpha,
         inference_options=train.inference_options(),
+        slice_rule=slice_rule,
     )
     verb = "promoted" if decision.promoted else "kept the champion"
     get_run_logger().info("champion gate: %s: %s", verb, decision.reason)

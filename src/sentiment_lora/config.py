@@ -175,6 +175,13 @@ class RunOptions(_Frozen):
     gate: bool = Field(
         True, description="Champion/challenger gate: promote the best model only if it wins."
     )
+    slice_gate: bool = Field(
+        True,
+        description=(
+            "With the gate: also refuse a challenger that is significantly worse than the "
+            "champion on any slice of the test set (Holm-corrected McNemar per slice)."
+        ),
+    )
 
     @field_validator("reports_dir", "artifacts_dir", "registry_dir")
     @classmethod

@@ -180,3 +180,23 @@ def test_gate_summary_drops_predictions_and_renders_as_markdown() -> None:
     markdown = gate_markdown(decision)
     assert "| config | b | a |" in markdown and decision.reason in markdown
     assert "| run | run-b | - |" in gate_markdown(decide(_record("b", set()), None, labels=LABELS))
+
+
+def test_a_slice_regression_blocks_an_overall_better_challenger() -> None:
+    sentences = [
+        f"it is not {w} at all" if i % 4 == 0 else f"a plain {w} sentence number {i}"
+        for i, w in enumerate(["good", "bad"] * 50)
+    ]
+    negation = {i for i, s in enumerate(sentences) if " not " in s}
+    others = set(range(len(LABELS))) - negation
+    champion = _record("champ", set(sorted(others)[:40]))  # 60% right, right on every negation
+    challenger = _record("chall", negation)  # 75% right, wrong on every negation sentence
+    blocked = decide(challenger, champion, labels=LABELS, sentences=sentences)
+    assert not blocked.promoted
+    assert blocked.slices is not None and "negation" in blocked.slices.regressions
+    assert blocked.reason.startswith("worse on a slice") and "negation" in blocked.reason
+    assert any("better test macro-F1" in r for r in blocked.reasons)
+    allowed = decide(challenger, champion, labels=LABELS, sentences=sentences, slice_rule=False)
+    assert allowed.promoted and any("slice rule is off" in r for r in allowed.reasons)
+    without = decide(challenger, champion, labels=LABELS)
+    assert without.promoted and without.slices is None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.io import atomic_write_text
 from sentiment_lora.training.data import sha256_file
@@ -40,13 +41,16 @@ class ModelSummary(BaseModel):
 
 
 class ModelRecord(ModelSummary):
-    """:class:`ModelSummary` plus the test predictions the gate compares."""
+    """:class:`ModelSummary` plus the test predictions (and probabilities) the gate compares."""
 
     predictions: list[int]
+    probabilities: list[float] | None = None  # P(positive); None in records of older runs
 
     def summary(self) -> ModelSummary:
         """The record without its predictions."""
-        return ModelSummary.model_validate(self.model_dump(exclude={"predictions"}))
+        return ModelSummary.model_validate(
+            self.model_dump(exclude={"predictions", "probabilities"})
+        )
 
 
 class GateSummary(BaseModel):
@@ -54,10 +58,12 @@ class GateSummary(BaseModel):
 
     model_config = ConfigDict(frozen=True)
     promoted: bool
-    reason: str
+    reason: str  # the deciding reason
+    reasons: list[str] = []  # every check the gate made, the deciding one first
     challenger: ModelSummary
     champion: ModelSummary | None
     mcnemar: McNemarResult | None
+    slices: SliceComparison | None = None  # champion against challenger per test-set slice
     alpha: float
     unchanged: bool  # the challenger is the champion's model (same data and parameters)
 
@@ -112,6 +118,7 @@ def model_record(
         test_f1_macro=evaluation.metrics.f1_macro,
         test_set_hash=hash_test_set(sentences, evaluation.labels),
         predictions=evaluation.predictions,
+        probabilities=evaluation.prob_positive,
     )
 
 
@@ -134,35 +141,49 @@ def decide(
     *,
     labels: Sequence[int],
     champion_predictions: Sequence[int] | None = None,
+    champion_probabilities: Sequence[float] | None = None,
+    sentences: Sequence[str] | None = None,
     alpha: float = 0.05,
+    slice_rule: bool = True,
 ) -> GateDecision:
-    """Apply the gate. ``champion_predictions`` on the current test set are needed only when
-    the champion was scored on a different test set (then its metrics are recomputed)."""
+    """Apply the gate; the decision lists every reason it used.
 
-    def result(promoted: bool, reason: str, **kw) -> GateDecision:
+    The challenger is promoted if there is no champion, or if it is not significantly worse
+    overall (McNemar), has a higher test macro-F1 and, with ``slice_rule`` and ``sentences``
+    given, is significantly worse on no slice of the test set (Holm-corrected McNemar per
+    slice, see :mod:`sentiment_lora.evidence.slices`). ``champion_predictions`` (and, if
+    known, ``champion_probabilities``) on the current test set are needed only when the
+    champion was scored on a different test set.
+    """
+
+    def result(promoted: bool, reasons: list[str], **kw) -> GateDecision:
         return GateDecision(
             promoted=promoted,
-            reason=reason,
+            reason=reasons[0],
+            reasons=reasons,
             challenger=challenger,
             champion=champion,
             alpha=alpha,
             mcnemar=kw.get("mcnemar"),
+            slices=kw.get("slices"),
             unchanged=kw.get("unchanged", False),
         )
 
     if champion is None:
-        return result(True, "no champion yet: the first model becomes champion")
+        return result(True, ["no champion yet: the first model becomes champion"])
     if challenger.model_key == champion.model_key:
         return result(
             False,
-            f"unchanged: data and parameters are those of the champion (run {champion.run_id}); "
-            "the model came from the cache",
+            [
+                f"unchanged: data and parameters are those of the champion "
+                f"(run {champion.run_id}); the model came from the cache"
+            ],
             unchanged=True,
         )
     if not needs_rescore(challenger, champion):
-        champ_preds = champion.predictions
+        champ_preds, champ_probs = champion.predictions, champion.probabilities
     elif champion_predictions is not None:
-        champ_preds = list(champion_predictions)
+        champ_preds, champ_probs = list(champion_predictions), champion_probabilities
     else:
         raise ValueError("champion_predictions: the test set changed; re-score the champion on it")
     champ_correct = [int(p == y) for p, y in zip(champ_preds, labels, strict=True)]
@@ -175,25 +196,43 @@ def decide(
 
         champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
     worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc
-    if worse:
-        return result(
-            False,
-            f"significantly worse than the champion (McNemar p={test.pvalue:.3g} < {alpha}; "
-            f"accuracy {challenger.test_accuracy:.4f} vs {champ_acc:.4f})",
-            mcnemar=test,
-        )
-    if challenger.test_f1_macro > champ_f1:
-        return result(
-            True,
-            f"better test macro-F1 ({challenger.test_f1_macro:.4f} vs {champ_f1:.4f}) and not "
-            f"significantly worse (McNemar p={test.pvalue:.3g})",
-            mcnemar=test,
-        )
-    return result(
-        False,
-        f"not better on test macro-F1 ({challenger.test_f1_macro:.4f} vs {champ_f1:.4f})",
-        mcnemar=test,
+    better = challenger.test_f1_macro > champ_f1
+    overall = (
+        f"significantly worse than the champion overall (McNemar p={test.pvalue:.3g} < {alpha}; "
+        f"accuracy {challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
+        if worse
+        else f"not significantly worse overall (McNemar p={test.pvalue:.3g}; accuracy "
+        f"{challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
     )
+    f1 = (
+        f"{'better' if better else 'not better'} test macro-F1 "
+        f"({challenger.test_f1_macro:.4f} vs {champ_f1:.4f})"
+    )
+    slices = None
+    slice_reasons: list[str] = []
+    if sentences is not None:
+        slices = compare_slices(
+            sentences,
+            labels,
+            champ_preds,
+            challenger.predictions,
+            champion_prob_positive=champ_probs,
+            alpha=alpha,
+        )
+        slice_reasons = [slices.summary, *slice_gate_reasons(slices)]
+        if slices.blocks_promotion and not slice_rule:
+            slice_reasons.append("the slice rule is off: slice regressions do not block")
+    blocked = slices is not None and slices.blocks_promotion and slice_rule
+    promoted = better and not worse and not blocked
+    if promoted:
+        headline = f"{f1} and {overall}"
+    elif worse:
+        headline = overall
+    elif blocked:
+        headline = "worse on a slice of the test set: " + "; ".join(slice_gate_reasons(slices))
+    else:
+        headline = f1
+    return result(promoted, [headline, overall, f1, *slice_reasons], mcnemar=test, slices=slices)
 
 
 def challenge_champion(
@@ -205,6 +244,7 @@ def challenge_champion(
     registry_dir: Path | str,
     alpha: float,
     inference_options: dict[str, object] | None = None,
+    slice_rule: bool = True,
 ) -> GateDecision:
     """The gate for a run's best model (``model_dir``, evaluated as ``test`` on ``sentences``).
 
@@ -215,7 +255,7 @@ def challenge_champion(
         test, run_id=run_id, model_key=model_key(model_dir), sentences=sentences
     )
     champion = read_champion(registry_dir)
-    champion_predictions = None
+    champion_predictions = champion_probabilities = None
     if champion is not None and needs_rescore(challenger, champion):
         from sentiment_lora.training.evaluation import evaluate_probabilities
         from sentiment_lora.training.inference import SentimentAnalyzer
@@ -224,15 +264,19 @@ def challenge_champion(
             champion_model_dir(registry_dir), **(inference_options or {})
         )
         probs = analyzer.predict_proba(list(sentences))[:, 1]
+        champion_probabilities = probs.tolist()
         champion_predictions = evaluate_probabilities(
-            champion.config_name, test.labels, probs.tolist()
+            champion.config_name, test.labels, champion_probabilities
         ).predictions
     return decide(
         challenger,
         champion,
         labels=test.labels,
         champion_predictions=champion_predictions,
+        champion_probabilities=champion_probabilities,
+        sentences=sentences,
         alpha=alpha,
+        slice_rule=slice_rule,
     )
 
 
