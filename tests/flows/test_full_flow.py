@@ -6,6 +6,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
@@ -124,6 +125,19 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     champion = json.loads((tmp_path / "registry" / "champion.json").read_text())
     assert champion["run_id"] == summary["run_id"]
     assert (tmp_path / "registry" / "champion" / "adapter_model.safetensors").is_file()
+
+    # The model's card states the run's test metrics with their bootstrap intervals.
+    card = (run_dir / "model" / "README.md").read_text(encoding="utf-8")
+    front = yaml.safe_load(card.split("---")[1])
+    (result,) = front["model-index"][0]["results"]
+    metrics = {m["type"]: m for m in result["metrics"]}
+    assert metrics["accuracy"]["value"] == pytest.approx(
+        summary["test_metrics"]["accuracy"], abs=1e-4
+    )
+    assert metrics["accuracy"]["args"]["ci_low"] == pytest.approx(
+        tests["accuracy"]["low"], abs=1e-4
+    )
+    assert summary["run_id"] in card
 
     # The report is rendered before the run is published, beside the JSON.
     assert (run_dir / "report.pdf").stat().st_size > 10_000

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from sentiment_lora.evidence.stats import Interval
 from sentiment_lora.io import atomic_write_text
 from sentiment_lora.paths import (
     MODEL_DIR,
@@ -16,6 +17,8 @@ from sentiment_lora.paths import (
 from sentiment_lora.reporting.results import RunSummary, dump_results
 from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.training.model_card import MetricEstimate, ModelCardFacts, write_model_card
+from sentiment_lora.training.portable_base import read_adapter_base
 
 
 def test_predictions_frame(
@@ -28,6 +31,38 @@ def test_predictions_frame(
     return frame
 
 
+def _estimate(value: float, interval: Interval | None) -> MetricEstimate:
+    if interval is None or not interval.low <= value <= interval.high:
+        return MetricEstimate(value=value)
+    return MetricEstimate(
+        value=value,
+        interval=(interval.low, interval.high),
+        confidence=interval.confidence,
+        method=f"percentile bootstrap, {interval.n_resamples} resamples",
+    )
+
+
+def model_card_facts(summary: RunSummary, model_dir: Path) -> ModelCardFacts:
+    """What the best model's card states, from the run's summary and its adapter config."""
+    best = summary.experiment(summary.best_config.name)
+    tests, counts = summary.statistical_tests, summary.data.counts
+    return ModelCardFacts(
+        config_name=summary.best_config.name,
+        run_id=summary.run_id,
+        base_model=read_adapter_base(model_dir),
+        hyperparams=summary.best_config.config,
+        target_modules=tuple(best.target_modules if best else ()),
+        train_rows=counts.get("train", 0),
+        validation_rows=counts.get("validation", 0),
+        test_rows=summary.test_metrics.n,
+        accuracy=_estimate(summary.test_metrics.accuracy, tests.accuracy if tests else None),
+        f1_macro=_estimate(summary.test_metrics.f1_macro, tests.f1_macro if tests else None),
+        max_length=summary.training.max_length,
+        precision=best.precision if best else "fp32",
+        seed=summary.training.seed,
+    )
+
+
 def stage_run(
     *,
     reports_dir: Path,
@@ -35,11 +70,12 @@ def stage_run(
     best_adapter_dir: Path,
     predictions: pd.DataFrame,
 ) -> Path:
-    """Write a run's files (model, predictions, results) into its hidden staging directory."""
+    """Write a run's files (model and its card, predictions, results) into its staging dir."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     stage = staging_dir(reports_dir, summary.run_id)
     stage.mkdir(parents=True, exist_ok=False)
     copy_tree_atomic(best_adapter_dir, stage / MODEL_DIR)
+    write_model_card(stage / MODEL_DIR, model_card_facts(summary, stage / MODEL_DIR))
     atomic_write_text(stage / PREDICTIONS_FILE, predictions.to_csv(index=False))
     atomic_write_text(stage / RESULTS_FILE, dump_results(summary))
     return stage

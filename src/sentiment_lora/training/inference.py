@@ -18,6 +18,7 @@ from sentiment_lora.training.modeling import (
     resolve_model_source,
     resolve_precision,
 )
+from sentiment_lora.training.portable_base import read_adapter_base, register_base
 
 
 class Prediction(BaseModel):
@@ -70,6 +71,7 @@ class SentimentAnalyzer:
         """Load a model directory saved by the pipeline (adapter + tokenizer + metadata)."""
         model_dir = Path(model_dir)
         meta = read_model_metadata(model_dir)
+        register_base(read_adapter_base(model_dir))  # also checks the embedded base's revision
         base = load_classifier(resolve_model_source(meta["base_model"]))
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
         tokenizer = load_tokenizer(str(model_dir))

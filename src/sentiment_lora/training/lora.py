@@ -24,6 +24,7 @@ from sentiment_lora.config import LoraHyperparams, TrainConfig
 from sentiment_lora.training.data import LABEL_NAMES, PreparedData, read_split
 from sentiment_lora.training.dropout import use_fast_dropout
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, classification_metrics
+from sentiment_lora.training.model_card import ModelCardFacts, write_model_card
 from sentiment_lora.training.modeling import (
     EMBEDDED,
     add_lora,
@@ -35,6 +36,7 @@ from sentiment_lora.training.modeling import (
     resolve_precision,
     write_model_metadata,
 )
+from sentiment_lora.training.portable_base import portable_base, register_base, set_adapter_base
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +247,10 @@ def train_lora(
     adapter_dir = output_dir / ADAPTER_DIR
     tmp_dir = output_dir / f".{ADAPTER_DIR}.tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
-    trainer.model.save_pretrained(tmp_dir, safe_serialization=True)
+    base = portable_base(train.model)  # a portable name, not this machine's path
+    set_adapter_base(trainer.model, base)
+    # the vocabulary is never resized: no need for PEFT to look the base up to decide that
+    trainer.model.save_pretrained(tmp_dir, safe_serialization=True, save_embedding_layers=False)
     tokenizer.save_pretrained(tmp_dir)
     targets = sorted(trainer.model.peft_config["default"].target_modules)
     write_model_metadata(
@@ -259,6 +264,22 @@ def train_lora(
             "target_modules": targets,
         },
     )
+    write_model_card(  # replaces PEFT's blank template; the run adds the test metrics
+        tmp_dir,
+        ModelCardFacts(
+            config_name=hp.name,
+            base_model=base,
+            hyperparams=hp,
+            target_modules=tuple(targets),
+            train_rows=len(train_ds),
+            validation_rows=len(val_ds),
+            test_rows=prepared.counts.get("test"),
+            max_length=train.max_length,
+            precision=precision,
+            seed=train.seed,
+        ),
+    )
+    register_base(base)  # PEFT's loaders find the base by name on this machine
     shutil.rmtree(adapter_dir, ignore_errors=True)
     tmp_dir.replace(adapter_dir)
     shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter holds the best epoch

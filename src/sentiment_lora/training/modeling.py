@@ -5,6 +5,7 @@ Models load from safetensors only and never with ``trust_remote_code``.
 
 import hashlib
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from transformers import (
 
 from sentiment_lora.config import PRECISIONS, LoraHyperparams
 from sentiment_lora.training.data import LABEL_NAMES
+
+log = logging.getLogger(__name__)
 
 EMBEDDED = "embedded"
 # Architectures PEFT's own table lacks (PEFT 0.21 has no 'distilbert' entry); the attention
@@ -53,11 +56,16 @@ def resolve_model_source(model: str) -> str:
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"model: {path} is not a model directory (no config.json)")
         return str(path.resolve())
-    if model.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(model):
+    if model.startswith((".", "/", "~")) or not is_hub_id(model):
         raise ModelLoadError(
             f"model: {model!r} is neither 'embedded', a model directory nor a hub id"
         )
     return model
+
+
+def is_hub_id(name: str) -> bool:
+    """True if ``name`` is shaped like a hub repo id (``name`` or ``namespace/name``)."""
+    return _HUB_ID.fullmatch(name) is not None
 
 
 def model_fingerprint(model: str) -> str:
