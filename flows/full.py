@@ -32,9 +32,11 @@ from sentiment_lora.config import (
     TrainConfig,
     build_pipeline_config,
     default_profile,
+    resolve_path,
 )
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.preflight import preflight
+from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
 from sentiment_lora.paths import new_run_id
 from sentiment_lora.training.data import PreparedData
@@ -54,7 +56,15 @@ from tasks.pipeline_tasks import (
     write_results,
 )
 from tasks.pool_tasks import train_on_pool
-from tasks.registry_tasks import champion_gate, promote_champion
+from tasks.lineage_tasks import data_diff, snapshot_data_fresh
+from tasks.locking import registry_guard
+from tasks.registry_tasks import (
+    champion_gate,
+    ledger_fields,
+    promote_champion,
+    record_run,
+    run_trigger,
+)
 
 # The command line's option groups: every field of these models is an option.
 OPTIONS = ModelOptions(
@@ -98,9 +108,12 @@ def sst2_lora_pipeline(
         options=options,
     )
     preflight(config)  # writable dirs, data files, model: before any expensive work
-    workdir = str(local_root(config.options.artifacts_dir))  # a URL root is mirrored locally
+    options = config.options
+    workdir = str(local_root(options.artifacts_dir))  # a URL root is mirrored locally
     prepared = prepare_data_fresh(config.data, workdir)
-    if config.options.backend == "work-pool":
+    data_dir = str(resolve_path(config.data.data_dir)) if config.data.source == "local" else None
+    snapshot = snapshot_data_fresh(prepared, data_dir, workdir)
+    if options.backend == "work-pool":
         runs = _train_on_pool(config)
     else:
         runs = _train_here(config, prepared, workdir)
@@ -117,33 +130,59 @@ def sst2_lora_pipeline(
     )
 
     run_id = new_run_id((flow_run.get_id() or "local")[:8])
-    decision = None
-    if config.options.gate:
-        decision = champion_gate(
-            best,
-            best_test,
+    triggered_by = run_trigger()
+    with registry_guard(options.registry_dir):  # one run at a time: diff, gate, publish, promote
+        diff = data_diff(
             prepared,
-            config.train,
-            run_id=run_id,
-            registry_dir=config.options.registry_dir,
-            alpha=config.stats.alpha,
-            slice_rule=config.options.slice_gate,
+            data_dir,
+            snapshot,
+            _champion_snapshot(options.registry_dir),
+            config.stats.alpha,
         )
-    run_dir = write_results(
-        run_id=run_id,
-        config=config,
-        prepared=prepared,
-        runs=runs,
-        best=best,
-        baselines=baselines,
-        evidence=evidence,
-        decision=decision,
-        started_at=started,
-        repo_dir=str(PROJECT_ROOT),
-    )
-    if decision is not None and decision.promoted:
-        promote_champion(decision, run_dir, config.options.registry_dir)
+        decision = None
+        if options.gate:
+            decision = champion_gate(
+                best,
+                best_test,
+                prepared,
+                config.train,
+                run_id=run_id,
+                registry_dir=options.registry_dir,
+                alpha=config.stats.alpha,
+                slice_rule=options.slice_gate,
+            )
+        ledger = ledger_fields(
+            run_id=run_id,
+            triggered_by=triggered_by,
+            prepared=prepared,
+            best=best,
+            best_test=best_test,
+            decision=decision,
+        )
+        run_dir = write_results(
+            run_id=run_id,
+            config=config,
+            prepared=prepared,
+            runs=runs,
+            best=best,
+            baselines=baselines,
+            evidence=evidence,
+            decision=decision,
+            started_at=started,
+            repo_dir=str(PROJECT_ROOT),
+            data_diff=diff,
+            data_snapshot=snapshot,
+            ledger=ledger,
+        )
+        if decision is not None and decision.promoted:
+            promote_champion(decision, run_dir, options.registry_dir, best)
+        record_run(options.registry_dir, ledger)
     return run_dir
+
+
+def _champion_snapshot(registry_dir: str) -> str | None:
+    snapshot = champion_data_snapshot(registry_dir)
+    return str(snapshot) if snapshot is not None else None
 
 
 def _train_here(config: PipelineConfig, prepared: PreparedData, workdir: str) -> list[ConfigRun]:

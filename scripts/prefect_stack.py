@@ -23,6 +23,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sentiment_lora.operations.locks import REGISTRY_LIMIT
+
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ("cpu", "gpu")
 
@@ -120,6 +122,20 @@ def deploy(env: dict[str, str]) -> None:
             check=True,
             capture_output=True,
         )
+    # Gate and promotion hold this limit (tasks/locking.py): one run at a time, any machine.
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from prefect.client.orchestration import get_client\n"
+            "with get_client(sync_client=True) as c:\n"
+            f"    c.upsert_global_concurrency_limit_by_name({REGISTRY_LIMIT!r}, 1)",
+        ],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     done = subprocess.run(
         _prefect("--no-prompt", "deploy", "--all"),
         env=env,

@@ -13,6 +13,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.training.modeling import (
@@ -143,5 +144,36 @@ def inputs_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str
     return fingerprint(
         context.task.name,
         *(f"{name}={_stable(value)}" for name, value in sorted(parameters.items())),
+        code_version(),
+    )
+
+
+def snapshot_dir(workdir: str, prepared: PreparedData) -> Path:
+    """Where the data snapshot of a prepared dataset is written."""
+    return Path(workdir) / "snapshots" / fingerprint("snapshot", prepared.fingerprint)
+
+
+def snapshot_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the data snapshot: the prepared data, its sources and code."""
+    return fingerprint(
+        "snapshot",
+        parameters["prepared"].fingerprint,
+        parameters["data_dir"],
+        code_version(),
+    )
+
+
+def _snapshot_identity(directory: str | None) -> str:
+    path = Path(directory or "") / SNAPSHOT_FILE
+    return sha256_file(path) if directory and path.is_file() else "none"
+
+
+def data_diff_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the data diff: both snapshots' content, alpha and code."""
+    return fingerprint(
+        "data-diff",
+        _snapshot_identity(parameters["snapshot"]),
+        _snapshot_identity(parameters["champion_snapshot"]),
+        parameters["alpha"],
         code_version(),
     )

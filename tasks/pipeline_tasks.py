@@ -6,6 +6,7 @@ Caching, retries and logging live here; the logic lives in ``src/sentiment_lora`
 import shutil
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.evidence.collect import Evidence
-from sentiment_lora.operations.registry import GateDecision
+from sentiment_lora.evidence.data_diff import DataDiff
+from sentiment_lora.operations.gate import GateDecision, run_record
+from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.paths import publish_run
 from sentiment_lora.reporting.environment import environment_info
 from sentiment_lora.reporting.render import render_report
@@ -143,8 +146,19 @@ def write_results(
     decision: GateDecision | None,
     started_at: datetime,
     repo_dir: str,
+    data_diff: DataDiff | None = None,
+    data_snapshot: str | None = None,
+    ledger: dict[str, Any] | None = None,
 ) -> str:
-    """Write ``reports/<run-id>/`` (JSON, model, predictions, report) and move ``latest``."""
+    """Write ``reports/<run-id>/`` (JSON, model, predictions, snapshot, report), move ``latest``.
+
+    ``ledger`` holds this run's ledger fields: the report's trend shows the ledger so far
+    with this run last.
+    """
+    registry_dir = config.options.registry_dir
+    history = [*read_ledger(registry_dir)]
+    if ledger is not None:
+        history.append(run_record(registry_dir, **ledger, promoted_yet=False))
     summary = build_run_summary(
         run_id=run_id,
         config=config,
@@ -157,6 +171,8 @@ def write_results(
         environment=environment_info(config, prepared.source_hashes, repo_dir=Path(repo_dir)),
         prefect=PrefectInfo(flow_run_id=flow_run.get_id(), flow_run_name=flow_run.get_name()),
         started_at=started_at,
+        data_diff=data_diff,
+        history=history,
     )
     reports_dir = Path(config.options.reports_dir)
     evaluations = {run.training.config_name: run.test for run in runs}
@@ -165,6 +181,7 @@ def write_results(
         summary=summary,
         best_adapter_dir=Path(best.adapter_dir),
         predictions=test_predictions_frame(prepared, {**evaluations, **baselines}),
+        data_snapshot=Path(data_snapshot) if data_snapshot else None,
     )
     try:
         render_report(stage)  # the run is published only once its report is complete

@@ -1,20 +1,29 @@
-"""Champion/challenger gate tasks around ``sentiment_lora.operations.registry``."""
+"""Champion/challenger gate, promotion and the run ledger, around ``sentiment_lora.operations``.
+
+These tasks run inside ``tasks.locking.registry_guard`` in the flow: called directly (not
+submitted), so they run in the flow's thread, which holds the registry's re-entrant lock.
+"""
 
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
+from prefect.runtime import flow_run
 
 from sentiment_lora.config import TrainConfig
-from sentiment_lora.operations.registry import (
+from sentiment_lora.operations.gate import (
     GateDecision,
-    ModelRecord,
+    append_run_record,
     challenge_champion,
     gate_markdown,
-    promote,
 )
-from sentiment_lora.paths import MODEL_DIR
+from sentiment_lora.operations.ledger import RunLedgerRecord
+from sentiment_lora.operations.registry import VersionRecord, promote
+from sentiment_lora.operations.triggers import Trigger, classify_trigger
+from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
 from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.lora import TrainingResult
@@ -54,8 +63,64 @@ def champion_gate(
 
 
 @task(name="promote-champion")
-def promote_champion(decision: GateDecision, run_dir: str, registry_dir: str) -> ModelRecord:
-    """Copy the run's model into the registry as the new champion."""
-    record = promote(registry_dir, decision.challenger, Path(run_dir) / MODEL_DIR)
-    get_run_logger().info("new champion: %s from run %s", record.config_name, record.run_id)
+def promote_champion(
+    decision: GateDecision, run_dir: str, registry_dir: str, best: TrainingResult
+) -> VersionRecord:
+    """Copy the run's model and data snapshot into the registry as a new champion version."""
+    record = promote(
+        registry_dir,
+        decision.challenger,
+        Path(run_dir) / MODEL_DIR,
+        hyperparameters=best.hyperparams.model_dump(mode="json"),
+        reason=decision.reason,
+        data_snapshot=Path(run_dir) / DATA_SNAPSHOT_DIR,
+    )
+    get_run_logger().info(
+        "new champion %s: %s from run %s", record.version, record.config_name, record.run_id
+    )
+    return record
+
+
+@task(name="run-trigger")
+def run_trigger() -> Trigger:
+    """What started this flow run: the command line, the UI, the schedule or an automation."""
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return "cli"
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+    return classify_trigger(
+        deployment_id=run.deployment_id,
+        auto_scheduled=run.auto_scheduled,
+        created_by_type=run.created_by.type if run.created_by else None,
+    )
+
+
+def ledger_fields(
+    *,
+    run_id: str,
+    triggered_by: Trigger,
+    prepared: PreparedData,
+    best: TrainingResult,
+    best_test: Evaluation,
+    decision: GateDecision | None,
+) -> dict[str, Any]:
+    """The fields of a run's ledger record (see ``operations.gate.run_record``)."""
+    return {
+        "run_id": run_id,
+        "triggered_by": triggered_by,
+        "data": {"fingerprint": prepared.fingerprint, **prepared.counts},
+        "best_config": best.config_name,
+        "hyperparameters": best.hyperparams.model_dump(mode="json"),
+        "test_accuracy": best_test.metrics.accuracy,
+        "test_f1_macro": best_test.metrics.f1_macro,
+        "decision": decision,
+    }
+
+
+@task(name="record-run")
+def record_run(registry_dir: str, fields: dict[str, Any]) -> RunLedgerRecord:
+    """Append the published run to the registry's ledger."""
+    record = append_run_record(registry_dir, **fields)
+    get_run_logger().info("ledger: %s %s (%s)", record.run_id, record.gate, record.triggered_by)
     return record

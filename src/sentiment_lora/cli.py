@@ -3,12 +3,13 @@
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import RunOptions, TrainConfig
+from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import LATEST, MODEL_DIR
 
 # Options shared with the pipeline come from the models' fields (names, defaults, help).
@@ -16,7 +17,8 @@ PREDICT_OPTIONS = ModelOptions(
     {"train": TrainConfig, "options": RunOptions},
     only=("device", "precision", "eval_batch_size", "registry_dir", "reports_dir"),
 )
-SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir",))
+SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir", "registry_dir"))
+REGISTRY_OPTIONS = ModelOptions({"options": RunOptions}, only=("registry_dir",))
 
 
 def _read_lines(source: TextIO) -> Iterator[str]:
@@ -119,7 +121,8 @@ def cmd_serve_reports(args: argparse.Namespace) -> int:
         print(f"error: --reports-dir: {reports_dir} is not a directory", file=sys.stderr)
         return 2
     print(f"serving {reports_dir} at http://{args.host}:{args.port}/", file=sys.stderr)
-    serve(reports_dir, host=args.host, port=args.port)
+    registry_dir = Path(SERVE_OPTIONS.build(args, "options").registry_dir)
+    serve(reports_dir, registry_dir=registry_dir, host=args.host, port=args.port)
     return 0
 
 
@@ -128,6 +131,115 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from sentiment_lora.reporting.results import results_schema
 
     print(json.dumps(results_schema(), indent=2))
+    return 0
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Rows as left-aligned columns under a header."""
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
+
+
+def _registry_dir(args: argparse.Namespace) -> Path:
+    """The ``--registry-dir`` option (ValueError naming it if invalid or not a directory)."""
+    registry_dir = Path(REGISTRY_OPTIONS.build(args, "options").registry_dir)
+    if not registry_dir.is_dir():
+        raise ValueError(f"--registry-dir: {registry_dir} is not a directory")
+    return registry_dir
+
+
+def _ledger_row(record: LedgerRecord) -> list[str]:
+    if record.kind == "rollback":
+        return [record.time, "-", "-", "-", "-", "-", f"rollback: {record.reason}", record.version]
+    return [
+        record.time,
+        record.run_id,
+        record.triggered_by,
+        record.best_config,
+        f"{record.test_accuracy:.4f}",
+        f"{record.test_f1_macro:.4f}",
+        record.gate,
+        record.champion_version or "-",
+    ]
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """Print the registry's run ledger as a table, oldest first."""
+    from sentiment_lora.operations.ledger import ledger_path, read_ledger
+
+    try:
+        registry_dir = _registry_dir(args)
+        records = read_ledger(registry_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not records:
+        print(f"no runs recorded in {ledger_path(registry_dir)}")
+        return 0
+    header = ["time", "run id", "trigger", "best config", "test acc", "macro-F1", "gate"]
+    print(format_table([*header, "champion"], [_ledger_row(r) for r in records]))
+    return 0
+
+
+def cmd_champion_list(args: argparse.Namespace) -> int:
+    """Print the registry's versions; the current champion is marked with ``*``."""
+    from sentiment_lora.operations.registry import list_versions, read_champion_version
+
+    try:
+        registry_dir = _registry_dir(args)
+        versions = list_versions(registry_dir)
+        champion = read_champion_version(registry_dir)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not versions:
+        print(f"no versions in {registry_dir}")
+        return 0
+    current = champion.version if champion is not None else None
+    rows = [
+        [
+            "*" if v.version == current else "",
+            v.version,
+            v.run_id,
+            v.config_name,
+            f"{v.test_accuracy:.4f}",
+            f"{v.test_f1_macro:.4f}",
+            v.promoted_at or "-",
+        ]
+        for v in versions
+    ]
+    header = ["", "version", "run id", "config", "test acc", "macro-F1", "promoted at"]
+    print(format_table(header, rows))
+    if champion is not None:
+        change = champion.became_champion
+        print(
+            f"\n* champion since {change.at or '-'} ({change.cause}): {change.reason}",
+        )
+    return 0
+
+
+def cmd_champion_rollback(args: argparse.Namespace) -> int:
+    """Make an earlier version the champion again."""
+    from sentiment_lora.operations.registry import rollback
+
+    try:
+        champion = rollback(_registry_dir(args), args.version, reason=args.reason)
+    except (ValueError, TimeoutError) as exc:
+        message = str(exc)
+        for parameter, flag in (("version:", "VERSION:"), ("reason:", "--reason:")):
+            if message.startswith(parameter):
+                message = flag + message[len(parameter) :]
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    change = champion.became_champion
+    print(
+        f"champion: {champion.version} (run {champion.run_id}, config {champion.config_name}, "
+        f"test macro-F1 {champion.test_f1_macro:.4f}), was {change.previous_version or '-'}"
+    )
+    print(f"reason: {change.reason}")
     return 0
 
 
@@ -168,6 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve_reports, uses_models=False)
     schema = sub.add_parser("schema", help="print the JSON Schema of fine_tuning_results.json")
     schema.set_defaults(func=cmd_schema, uses_models=False)
+    runs = sub.add_parser("runs", help="print the run ledger: every published run and rollback")
+    REGISTRY_OPTIONS.add_to(runs)
+    runs.set_defaults(func=cmd_runs, uses_models=False)
+    champion = sub.add_parser("champion", help="the registry's versions: list them, roll back")
+    versions = champion.add_subparsers(dest="action", required=True)
+    listing = versions.add_parser("list", help="every version; the champion marked with *")
+    REGISTRY_OPTIONS.add_to(listing)
+    listing.set_defaults(func=cmd_champion_list, uses_models=False)
+    back = versions.add_parser("rollback", help="make an earlier version the champion again")
+    back.add_argument("version", metavar="VERSION", help="a version from `champion list`")
+    back.add_argument("--reason", required=True, help="why (recorded in the ledger)")
+    REGISTRY_OPTIONS.add_to(back)
+    back.set_defaults(func=cmd_champion_rollback, uses_models=False)
     return parser
 
 

@@ -13,6 +13,7 @@ PROB_PREFIX = "prob_positive:"  # + model name: a column of PREDICTIONS_FILE
 HTML_FILE = "report.html"
 PDF_FILE = "report.pdf"
 MODEL_DIR = "model"
+DATA_SNAPSHOT_DIR = "data_snapshot"  # the run's data (sentiment_lora.evidence.data_snapshot)
 LATEST = "latest"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions
+from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.reporting.results import load_results, results_schema
 from sentiment_lora.training.inference import SentimentAnalyzer
 
@@ -124,7 +125,18 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     assert summary["champion"]["promoted"] and "no champion yet" in summary["champion"]["reason"]
     champion = json.loads((tmp_path / "registry" / "champion.json").read_text())
     assert champion["run_id"] == summary["run_id"]
-    assert (tmp_path / "registry" / "champion" / "adapter_model.safetensors").is_file()
+    assert champion["version"] == "v0001"
+    version_dir = tmp_path / "registry" / "versions" / "v0001"
+    assert (version_dir / "model" / "adapter_model.safetensors").is_file()
+    assert (version_dir / "data_snapshot" / "snapshot.json").is_file()
+    # The data diff of a first run, the ledger and the run's snapshot beside its results.
+    assert summary["data_diff"]["first_run"] is True
+    assert (run_dir / "data_snapshot" / "snapshot.json").is_file()
+    (first_record,) = read_ledger(tmp_path / "registry")
+    assert first_record.run_id == summary["run_id"] and first_record.gate == "promoted"
+    assert first_record.champion_version == "v0001" and first_record.triggered_by == "cli"
+    assert [h["run_id"] for h in summary["history"]] == [summary["run_id"]]
+    assert (run_dir / "trend.png").is_file()
 
     # The model's card states the run's test metrics with their bootstrap intervals.
     card = (run_dir / "model" / "README.md").read_text(encoding="utf-8")
@@ -156,13 +168,20 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     cached = {
         name: state
         for name, state in states2.items()
-        if not name.startswith(("select-best", "write-results", "champion-gate"))
+        if not name.startswith(
+            ("select-best", "write-results", "champion-gate", "run-trigger", "record-run")
+        )
+        and not name.startswith("data-diff")  # the champion is new: this run has one to diff
     }
-    assert len(cached) == 10 and set(cached.values()) == {"Cached"}, states2
+    assert len(cached) == 11 and set(cached.values()) == {"Cached"}, states2
     summary2 = json.loads((run_dir2 / "fine_tuning_results.json").read_text())
     assert summary2["test_metrics"] == summary["test_metrics"]
     assert summary2["champion"]["unchanged"] and not summary2["champion"]["promoted"]
     assert "from the cache" in summary2["champion"]["reason"]
+    diff = summary2["data_diff"]
+    assert not diff["first_run"] and not diff["drifted"] and not diff["test_set_changed"]
+    assert diff["training"]["identical"] and diff["training"]["added"] == 0
+    assert [r.gate for r in read_ledger(tmp_path / "registry")] == ["promoted", "unchanged"]
 
     # Changing one config's learning rate retrains (and re-evaluates) only that config.
     changed = [GRID[0], GRID[1].model_copy(update={"learning_rate": 1.5e-3})]

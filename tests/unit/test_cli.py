@@ -90,3 +90,111 @@ def test_predict_without_model_dir_loads_the_champion(
     shutil.copytree(model_dir, latest)
     assert main(["predict", "in.txt"]) == 0
     assert loaded[-1] == latest.resolve()
+
+
+def _registry_with_runs(registry: Path, tmp_path: Path) -> None:
+    """Two promoted versions (a, b) and their runs in the ledger."""
+    from sentiment_lora.operations.gate import append_run_record
+    from sentiment_lora.operations.registry import ModelRecord, promote
+
+    for name, f1 in (("a", 0.81), ("b", 0.86)):
+        model = tmp_path / f"model-{name}"
+        model.mkdir()
+        (model / "adapter_model.safetensors").write_bytes(name.encode())
+        record = ModelRecord(
+            run_id=f"run-{name}",
+            config_name=f"cfg-{name}",
+            model_key=name,
+            test_accuracy=f1 + 0.01,
+            test_f1_macro=f1,
+            test_set_hash="t",
+            predictions=[1, 0],
+        )
+        promote(registry, record, model)
+        append_run_record(
+            registry,
+            run_id=record.run_id,
+            triggered_by="ui",
+            data={"fingerprint": "f", "train": 4},
+            best_config=record.config_name,
+            test_accuracy=record.test_accuracy,
+            test_f1_macro=record.test_f1_macro,
+            decision=None,
+        )
+
+
+def test_runs_prints_the_ledger_as_a_table(tmp_path: Path, capsys) -> None:
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    assert main(["runs", "--registry-dir", str(registry)]) == 0
+    assert capsys.readouterr().out.startswith("no runs recorded in")
+    _registry_with_runs(registry, tmp_path)
+    where = ["--registry-dir", str(registry)]
+    assert (
+        main(["champion", "rollback", "v0001", "--reason", "b is worse on negation", *where]) == 0
+    )
+    capsys.readouterr()
+    assert main(["runs", *where]) == 0
+    header, *rows = [line.split("  ") for line in capsys.readouterr().out.splitlines()]
+    cells = [[c.strip() for c in row if c.strip()] for row in (header, *rows)]
+    assert cells[0] == [
+        "time",
+        "run id",
+        "trigger",
+        "best config",
+        "test acc",
+        "macro-F1",
+        "gate",
+        "champion",
+    ]
+    assert cells[1][1:] == ["run-a", "ui", "cfg-a", "0.8200", "0.8100", "gate off", "v0001"]
+    assert cells[2][1:] == ["run-b", "ui", "cfg-b", "0.8700", "0.8600", "gate off", "v0002"]
+    assert cells[3][1:] == ["-", "-", "-", "-", "-", "rollback: b is worse on negation", "v0001"]
+    assert main(["runs", "--registry-dir", str(tmp_path / "none")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --registry-dir: {tmp_path / 'none'} is not a directory\n"
+    )
+
+
+def test_champion_list_marks_the_champion_and_rollback_moves_it(tmp_path: Path, capsys) -> None:
+    registry = tmp_path / "registry"
+    _registry_with_runs(registry, tmp_path)
+    assert main(["champion", "list", "--registry-dir", str(registry)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == "version run id config test acc macro-F1 promoted at".split()
+    assert out[1].split()[:5] == ["v0001", "run-a", "cfg-a", "0.8200", "0.8100"]
+    assert out[2].split()[:6] == ["*", "v0002", "run-b", "cfg-b", "0.8700", "0.8600"]
+    assert "(promotion)" in out[-1]
+
+    where = ["--registry-dir", str(registry)]
+    assert main(["champion", "rollback", "v0001", "--reason", "regression", *where]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "champion: v0001 (run run-a, config cfg-a, test macro-F1 0.8100), was v0002",
+        "reason: regression",
+    ]
+    assert main(["champion", "list", "--registry-dir", str(registry)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split()[:2] == ["*", "v0001"] and out[2].split()[0] == "v0002"
+    assert out[-1].endswith("(rollback): regression")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["v0007", "--reason", "why"], "error: VERSION: unknown version 'v0007'"),
+        (["v0001", "--reason", " "], "error: --reason: must not be empty"),
+        (["v0002", "--reason", "why"], "error: VERSION: v0002 is the champion already"),
+    ],
+)
+def test_champion_rollback_errors_are_one_line_with_exit_2(
+    tmp_path: Path, capsys, argv: list[str], message: str
+) -> None:
+    registry = tmp_path / "registry"
+    _registry_with_runs(registry, tmp_path)
+    before = (registry / "champion.json").read_bytes()
+    assert main(["champion", "rollback", *argv, "--registry-dir", str(registry)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(message) and captured.err.count("\n") == 1
+    assert captured.out == ""
+    assert (registry / "champion.json").read_bytes() == before

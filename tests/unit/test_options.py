@@ -52,7 +52,8 @@ def test_a_form_that_sends_every_default_keeps_the_profiles_caps(tmp_path: Path)
 def test_weekly_deployment_parameters_validate() -> None:
     weekly = _deployment("sst2-weekly-retrain")["parameters"]
     validated = sst2_lora_pipeline.validate_parameters(weekly)
-    assert validated["options"] == RunOptions(gate=True)
+    assert validated["profile"] == "full"
+    assert validated["options"] == RunOptions(gate=True, backend="work-pool")
 
 
 def test_every_model_field_is_a_command_line_option() -> None:

@@ -1,20 +1,27 @@
 """Champion/challenger gate."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from sentiment_lora.operations.registry import (
-    ModelRecord,
+from sentiment_lora.operations.gate import (
     challenge_champion,
-    champion_model_dir,
     decide,
     gate_markdown,
     hash_test_set,
     model_key,
+)
+from sentiment_lora.operations.registry import (
+    ModelRecord,
+    VersionRecord,
+    champion_model_dir,
+    list_versions,
     promote,
     read_champion,
+    read_champion_version,
+    version_model_dir,
 )
 
 LABELS = [1, 0] * 50  # 100 test sentences
@@ -84,7 +91,91 @@ def test_promote_writes_record_and_model(tmp_path: Path) -> None:
     champ = read_champion(tmp_path / "reg")
     assert champ is not None and champ.config_name == "b" and champ.promoted_at
     assert (champion_model_dir(tmp_path / "reg") / "adapter_model.safetensors").read_bytes() == b"y"
-    assert sorted(p.name for p in (tmp_path / "reg").iterdir()) == ["champion", "champion.json"]
+    assert sorted(p.name for p in (tmp_path / "reg").iterdir()) == [
+        ".lock",
+        "champion.json",
+        "versions",
+    ]
+    assert sorted(p.name for p in (tmp_path / "reg" / "versions").iterdir()) == ["v0001", "v0002"]
+
+
+def test_promote_keeps_every_version_with_its_record(tmp_path: Path) -> None:
+    registry, model = tmp_path / "reg", _model_dir(tmp_path, b"w1")
+    first = promote(registry, _record("a", set()), model, reason="first", hyperparameters={"r": 8})
+    (model / "adapter_model.safetensors").write_bytes(b"w2")
+    second = promote(registry, _record("b", set()), model, reason="better")
+    assert (first.version, second.version) == ("v0001", "v0002")
+    assert second.became_champion.previous_version == "v0001"
+    assert first.became_champion.cause == "promotion" and first.became_champion.reason == "first"
+    assert read_champion_version(registry) == second
+    assert list_versions(registry) == [first, second]
+    stored = VersionRecord.model_validate_json(
+        (registry / "versions" / "v0001" / "record.json").read_text(encoding="utf-8")
+    )
+    assert stored == first and stored.hyperparameters == {"r": 8} and stored.predictions
+    weights = registry / "versions" / "v0001" / "model" / "adapter_model.safetensors"
+    assert weights.read_bytes() == b"w1"  # the first version's model is kept as it was
+    assert champion_model_dir(registry) == registry / "versions" / "v0002" / "model"
+    assert version_model_dir(registry, "v0001") == weights.parent
+    with pytest.raises(ValueError, match="version: unknown version 'v0003'"):
+        version_model_dir(registry, "v0003")
+
+
+def test_promote_removes_stages_left_by_a_crashed_writer(tmp_path: Path) -> None:
+    registry, model = tmp_path / "reg", _model_dir(tmp_path, b"w1")
+    stale = registry / "versions" / ".v0001.999999.tmp" / "model"
+    stale.mkdir(parents=True)
+    assert list_versions(registry) == []  # a hidden stage is no version
+    promote(registry, _record("a", set()), model)
+    assert [p.name for p in (registry / "versions").iterdir()] == ["v0001"]
+
+
+def _old_layout(registry: Path, record: ModelRecord, weights: bytes) -> None:
+    """A registry as the single-champion code wrote it: champion.json and champion/."""
+    (registry / "champion").mkdir(parents=True)
+    (registry / "champion" / "adapter_model.safetensors").write_bytes(weights)
+    promoted = record.model_copy(update={"promoted_at": "2025-01-02T03:04:05+00:00"})
+    (registry / "champion.json").write_text(promoted.model_dump_json(), encoding="utf-8")
+
+
+def test_the_old_layout_is_read_in_place_then_migrated_by_the_next_promotion(
+    tmp_path: Path,
+) -> None:
+    registry = tmp_path / "reg"
+    _old_layout(registry, _record("old", set()), b"old")
+    legacy = read_champion_version(registry)
+    assert legacy is not None and legacy.version == "v0001" and legacy.run_id == "run-old"
+    assert legacy.became_champion.at == "2025-01-02T03:04:05+00:00"
+    assert list_versions(registry) == [legacy]
+    assert champion_model_dir(registry) == registry / "champion"
+    assert read_champion(registry) == _record("old", set()).model_copy(
+        update={"promoted_at": "2025-01-02T03:04:05+00:00"}
+    )
+
+    new = promote(registry, _record("new", set()), _model_dir(tmp_path, b"new"))
+    assert new.version == "v0002" and new.became_champion.previous_version == "v0001"
+    assert not (registry / "champion").exists()
+    old_weights = registry / "versions" / "v0001" / "model" / "adapter_model.safetensors"
+    assert old_weights.read_bytes() == b"old"
+    assert [v.version for v in list_versions(registry)] == ["v0001", "v0002"]
+    assert list_versions(registry)[0] == legacy
+    assert (champion_model_dir(registry) / "adapter_model.safetensors").read_bytes() == b"new"
+
+
+def test_a_migration_cut_short_is_finished_not_repeated(tmp_path: Path) -> None:
+    """Crash after versions/v0001 was renamed into place, before champion.json was rewritten."""
+    registry = tmp_path / "reg"
+    _old_layout(registry, _record("old", set()), b"old")
+    migrated = read_champion_version(registry)
+    assert migrated is not None
+    copy = registry / "versions" / "v0001"
+    shutil.copytree(registry / "champion", copy / "model")
+    (copy / "record.json").write_text(migrated.model_dump_json(), encoding="utf-8")
+    assert list_versions(registry) == [migrated]  # the old champion and its copy: one version
+    assert champion_model_dir(registry) == copy / "model"
+    new = promote(registry, _record("new", set()), _model_dir(tmp_path, b"new"))
+    assert new.version == "v0002" and not (registry / "champion").exists()
+    assert [v.version for v in list_versions(registry)] == ["v0001", "v0002"]
 
 
 def test_test_set_hash_depends_on_sentences_and_labels() -> None:
@@ -200,3 +291,11 @@ def test_a_slice_regression_blocks_an_overall_better_challenger() -> None:
     assert allowed.promoted and any("slice rule is off" in r for r in allowed.reasons)
     without = decide(challenger, champion, labels=LABELS)
     assert without.promoted and without.slices is None
+
+
+def test_a_version_directory_must_match_its_record(tmp_path: Path) -> None:
+    registry = tmp_path / "reg"
+    promote(registry, _record("a", set()), _model_dir(tmp_path, b"w"))
+    (registry / "versions" / "v0001").rename(registry / "versions" / "v0007")
+    with pytest.raises(ValueError, match="records version v0001, not v0007"):
+        list_versions(registry)

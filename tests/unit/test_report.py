@@ -94,13 +94,14 @@ def test_html_sections_come_in_order(rendered) -> None:
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     headings = [
         "1 Summary",
-        "2 Data",
-        "3 Hyperparameter search",
-        "4 Test results",
-        "5 Baselines and statistical tests",
-        "6 Calibration",
-        "7 Error analysis",
-        "8 Reproducibility",
+        "2 Since the champion",
+        "3 Data",
+        "4 Hyperparameter search",
+        "5 Test results",
+        "6 Baselines and statistical tests",
+        "7 Calibration",
+        "8 Error analysis",
+        "9 Reproducibility",
     ]
     positions = [html.index(f"<h2>{h}</h2>") for h in headings]
     assert positions == sorted(positions)

@@ -118,3 +118,40 @@ def test_a_damaged_run_is_listed_as_damaged(reports: Path, client: TestClient) -
     response = client.get("/")
     assert response.status_code == 200
     assert "damaged:" in response.text and NEW in response.text
+
+
+def test_index_shows_the_trend_and_marks_the_champion(reports: Path, tmp_path: Path) -> None:
+    from sentiment_lora.operations.gate import append_run_record
+    from sentiment_lora.operations.registry import ModelRecord, promote
+
+    registry = tmp_path / "registry"
+    for run_id, accuracy in ((OLD, 0.80), (NEW, 0.78)):
+        model = tmp_path / f"model-{run_id}"
+        model.mkdir()
+        (model / "adapter_model.safetensors").write_bytes(run_id.encode())
+        record = ModelRecord(
+            run_id=run_id,
+            config_name="cfg",
+            model_key=run_id,
+            test_accuracy=accuracy,
+            test_f1_macro=accuracy,
+            test_set_hash="t",
+            predictions=[1],
+        )
+        if run_id == OLD:
+            promote(registry, record, model)
+        append_run_record(
+            registry,
+            run_id=run_id,
+            triggered_by="schedule",
+            data={"train": 10},
+            best_config="cfg",
+            test_accuracy=accuracy,
+            test_f1_macro=accuracy,
+            decision=None,
+        )
+    page = TestClient(create_app(reports, registry_dir=registry)).get("/").text
+    assert "<svg" in page and "Every published run (2)" in page
+    assert f"{OLD} ★ champion" in page and f"{NEW} ★ champion" not in page
+    plain = TestClient(create_app(reports)).get("/").text
+    assert "<svg" not in plain and "★ champion" not in plain

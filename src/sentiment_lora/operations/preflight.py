@@ -61,8 +61,7 @@ _PASSED: set[str] = set()
 def _check(config: PipelineConfig) -> None:
     options = config.options
     check_writable_dir(options.reports_dir, parameter="reports_dir")
-    if options.gate:
-        check_writable_dir(options.registry_dir, parameter="registry_dir")
+    check_writable_dir(options.registry_dir, parameter="registry_dir")  # the ledger, at least
     if not is_url(options.artifacts_dir):
         check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
     try:

@@ -1,30 +1,53 @@
-"""Model registry with a champion/challenger gate.
+"""Model registry: the champion, every promoted version, and rollback.
 
-The registry directory holds ``champion.json`` (run id, config, model key, test metrics and
-test predictions) and ``champion/`` (the champion's model files). A new run's best model (the
-challenger) replaces the champion only if there is none, or if it is better on test macro-F1
-and not significantly worse by McNemar's test on the same test sentences.
+Layout of a registry directory::
+
+    champion.json        the current champion: its version's record plus how it became champion
+    versions/v0001/      one directory per promotion, numbered in order, never changed afterwards
+        model/           the model files
+        data_snapshot/   the data the version was trained on (for the next run's data diff)
+        record.json      run id, config, test metrics and predictions, why it was promoted
+    ledger.jsonl         one line per published run or rollback (:mod:`.ledger`)
+    .lock                the writers' lock (:mod:`.locks`)
+
+Promotion stages a version under a hidden name, renames it into place, then rewrites
+``champion.json`` (one rename); a rollback only rewrites ``champion.json``. Writers hold the
+registry lock; readers need none. Which model becomes champion is decided by
+:mod:`sentiment_lora.operations.gate`.
+
+The old layout (``champion.json`` without a version, model files in ``champion/``) is read in
+place as one version (v0001 in a registry without versions); the next promotion or rollback
+migrates it into ``versions/`` and removes ``champion/``.
 """
 
-import hashlib
 import json
 import os
+import re
 import shutil
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
-from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.io import atomic_write_text
-from sentiment_lora.training.data import sha256_file
-from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.operations.ledger import (
+    RollbackLedgerRecord,
+    append_record,
+    now_utc,
+)
+from sentiment_lora.operations.locks import registry_lock
+from sentiment_lora.paths import DATA_SNAPSHOT_DIR
 
 CHAMPION_FILE = "champion.json"
-CHAMPION_MODEL_DIR = "champion"
+CHAMPION_MODEL_DIR = "champion"  # the old layout's model directory
+VERSIONS_DIR = "versions"
+VERSION_MODEL_DIR = "model"
+VERSION_RECORD_FILE = "record.json"
+VERSION_SNAPSHOT_DIR = DATA_SNAPSHOT_DIR  # the champion's data, for the next run's data diff
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
+LEGACY_REASON = "promoted before the registry kept versions"
+_VERSION_NAME = re.compile(r"^v(\d{4,})$")
 
 
 class ModelSummary(BaseModel):
@@ -53,281 +76,246 @@ class ModelRecord(ModelSummary):
         )
 
 
-class GateSummary(BaseModel):
-    """Whether the challenger became champion, and why (as the run's results record it)."""
+class ChampionChange(BaseModel):
+    """How a version became the champion: promoted by the gate or rolled back to."""
 
     model_config = ConfigDict(frozen=True)
-    promoted: bool
-    reason: str  # the deciding reason
-    reasons: list[str] = []  # every check the gate made, the deciding one first
-    challenger: ModelSummary
-    champion: ModelSummary | None
-    mcnemar: McNemarResult | None
-    slices: SliceComparison | None = None  # champion against challenger per test-set slice
-    alpha: float
-    unchanged: bool  # the challenger is the champion's model (same data and parameters)
+    cause: Literal["promotion", "rollback"]
+    reason: str
+    at: str | None  # ISO time (None for an old-layout champion without promoted_at)
+    previous_version: str | None = None
 
 
-class GateDecision(GateSummary):
-    """:class:`GateSummary` with the full records (predictions included)."""
+class VersionRecord(ModelRecord):
+    """A registry version: the model's record, its number, its config and how it became champion.
 
-    challenger: ModelRecord
-    champion: ModelRecord | None
+    ``versions/<version>/record.json`` holds the promotion; ``champion.json`` holds the current
+    champion's record with the latest change (a rollback, or the promotion).
+    """
 
-    def summary(self) -> GateSummary:
-        """The decision without the records' predictions."""
-        return GateSummary.model_validate(
-            {
-                **self.model_dump(exclude={"challenger", "champion"}),
-                "challenger": self.challenger.summary(),
-                "champion": self.champion.summary() if self.champion else None,
-            }
-        )
+    version: str = Field(..., pattern=r"^v\d{4,}$")
+    hyperparameters: dict[str, JsonValue] = {}
+    became_champion: ChampionChange
 
 
-def model_key(model_dir: Path | str) -> str:
-    """Identity of a saved model: the hash of its adapter weights."""
-    return sha256_file(Path(model_dir) / ADAPTER_WEIGHTS)[:20]
-
-
-def needs_rescore(challenger: ModelRecord, champion: ModelRecord) -> bool:
-    """True if the champion was scored on another test set and must be scored again."""
-    return (
-        champion.model_key != challenger.model_key
-        and champion.test_set_hash != challenger.test_set_hash
-    )
-
-
-def hash_test_set(sentences: Sequence[str], labels: Sequence[int]) -> str:
-    """Identity of a test set: hash of its sentences and labels, in order."""
-    digest = hashlib.sha256()
-    for sentence, label in zip(sentences, labels, strict=True):
-        digest.update(f"{sentence}\t{int(label)}\n".encode())
-    return digest.hexdigest()[:16]
-
-
-def model_record(
-    evaluation: Evaluation, *, run_id: str, model_key: str, sentences: Sequence[str]
-) -> ModelRecord:
-    """The gate's view of a model from its test evaluation."""
-    return ModelRecord(
-        run_id=run_id,
-        config_name=evaluation.model_name,
-        model_key=model_key,
-        test_accuracy=evaluation.metrics.accuracy,
-        test_f1_macro=evaluation.metrics.f1_macro,
-        test_set_hash=hash_test_set(sentences, evaluation.labels),
-        predictions=evaluation.predictions,
-        probabilities=evaluation.prob_positive,
-    )
+def _read_champion_json(registry_dir: Path) -> dict | None:
+    path = registry_dir / CHAMPION_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def read_champion(registry_dir: Path | str) -> ModelRecord | None:
-    """The current champion, or None if the registry is empty."""
-    path = Path(registry_dir) / CHAMPION_FILE
-    if not path.is_file():
+    """The current champion as the gate compares it, or None if the registry is empty."""
+    raw = _read_champion_json(Path(registry_dir))
+    return None if raw is None else ModelRecord.model_validate(raw)
+
+
+def _version_number(name: str) -> int:
+    match = _VERSION_NAME.match(name)
+    return int(match.group(1)) if match else 0
+
+
+def _stored_versions(registry_dir: Path) -> list[VersionRecord]:
+    root = registry_dir / VERSIONS_DIR
+    if not root.is_dir():
+        return []
+    records = []
+    for path in root.iterdir():
+        if not _VERSION_NAME.match(path.name):  # a hidden stage is not a version yet
+            continue
+        record_file = path / VERSION_RECORD_FILE
+        record = VersionRecord.model_validate_json(record_file.read_text(encoding="utf-8"))
+        if record.version != path.name:
+            raise ValueError(f"{record_file}: records version {record.version}, not {path.name}")
+        records.append(record)
+    return sorted(records, key=lambda r: _version_number(r.version))
+
+
+def _legacy_version(raw: dict, stored: list[VersionRecord]) -> VersionRecord:
+    """An old-layout champion as a version: the stored one of the same run and model (a
+    migration got that far), else the next number."""
+    record = ModelRecord.model_validate(raw)
+    for version in stored:
+        if (version.run_id, version.model_key) == (record.run_id, record.model_key):
+            return version
+    number = max((_version_number(v.version) for v in stored), default=0) + 1
+    return VersionRecord(
+        **record.model_dump(),
+        version=f"v{number:04d}",
+        became_champion=ChampionChange(
+            cause="promotion", reason=LEGACY_REASON, at=record.promoted_at
+        ),
+    )
+
+
+def read_champion_version(registry_dir: Path | str) -> VersionRecord | None:
+    """The current champion with its version and how it became champion; None if empty."""
+    registry_dir = Path(registry_dir)
+    raw = _read_champion_json(registry_dir)
+    if raw is None:
         return None
-    return ModelRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    if "version" in raw:
+        return VersionRecord.model_validate(raw)
+    return _legacy_version(raw, _stored_versions(registry_dir))
+
+
+def list_versions(registry_dir: Path | str) -> list[VersionRecord]:
+    """Every version of the registry in promotion order, as promoted (an old-layout champion
+    included)."""
+    registry_dir = Path(registry_dir)
+    stored = _stored_versions(registry_dir)
+    raw = _read_champion_json(registry_dir)
+    if raw is None or "version" in raw:
+        return stored
+    legacy = _legacy_version(raw, stored)
+    return stored if legacy in stored else [*stored, legacy]
+
+
+def _model_dir(registry_dir: Path, version: str) -> Path:
+    stored = registry_dir / VERSIONS_DIR / version
+    return stored / VERSION_MODEL_DIR if stored.is_dir() else registry_dir / CHAMPION_MODEL_DIR
+
+
+def version_model_dir(registry_dir: Path | str, version: str) -> Path:
+    """Directory of a version's model files (ValueError naming ``version`` if unknown)."""
+    known = [v.version for v in list_versions(registry_dir)]
+    if version not in known:
+        raise ValueError(
+            f"version: unknown version {version!r} in {registry_dir} "
+            f"(versions: {', '.join(known) or 'none'})"
+        )
+    return _model_dir(Path(registry_dir), version)
 
 
 def champion_model_dir(registry_dir: Path | str) -> Path:
-    """Directory of the champion's model files (may not exist yet)."""
-    return Path(registry_dir) / CHAMPION_MODEL_DIR
+    """Directory of the current champion's model files (may not exist yet).
 
-
-def decide(
-    challenger: ModelRecord,
-    champion: ModelRecord | None,
-    *,
-    labels: Sequence[int],
-    champion_predictions: Sequence[int] | None = None,
-    champion_probabilities: Sequence[float] | None = None,
-    sentences: Sequence[str] | None = None,
-    alpha: float = 0.05,
-    slice_rule: bool = True,
-) -> GateDecision:
-    """Apply the gate; the decision lists every reason it used.
-
-    The challenger is promoted if there is no champion, or if it is not significantly worse
-    overall (McNemar), has a higher test macro-F1 and, with ``slice_rule`` and ``sentences``
-    given, is significantly worse on no slice of the test set (Holm-corrected McNemar per
-    slice, see :mod:`sentiment_lora.evidence.slices`). ``champion_predictions`` (and, if
-    known, ``champion_probabilities``) on the current test set are needed only when the
-    champion was scored on a different test set.
+    Without a ``champion.json`` this is the old layout's ``champion/``.
     """
-
-    def result(promoted: bool, reasons: list[str], **kw) -> GateDecision:
-        return GateDecision(
-            promoted=promoted,
-            reason=reasons[0],
-            reasons=reasons,
-            challenger=challenger,
-            champion=champion,
-            alpha=alpha,
-            mcnemar=kw.get("mcnemar"),
-            slices=kw.get("slices"),
-            unchanged=kw.get("unchanged", False),
-        )
-
-    if champion is None:
-        return result(True, ["no champion yet: the first model becomes champion"])
-    if challenger.model_key == champion.model_key:
-        return result(
-            False,
-            [
-                f"unchanged: data and parameters are those of the champion "
-                f"(run {champion.run_id}); the model came from the cache"
-            ],
-            unchanged=True,
-        )
-    if not needs_rescore(challenger, champion):
-        champ_preds, champ_probs = champion.predictions, champion.probabilities
-    elif champion_predictions is not None:
-        champ_preds, champ_probs = list(champion_predictions), champion_probabilities
-    else:
-        raise ValueError("champion_predictions: the test set changed; re-score the champion on it")
-    champ_correct = [int(p == y) for p, y in zip(champ_preds, labels, strict=True)]
-    chall_correct = [int(p == y) for p, y in zip(challenger.predictions, labels, strict=True)]
-    test = mcnemar_test(chall_correct, champ_correct)
-    champ_acc = sum(champ_correct) / len(champ_correct)
-    champ_f1 = champion.test_f1_macro
-    if champion.test_set_hash != challenger.test_set_hash:
-        from sentiment_lora.training.evaluation import classification_metrics
-
-        champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
-    worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc
-    better = challenger.test_f1_macro > champ_f1
-    overall = (
-        f"significantly worse than the champion overall (McNemar p={test.pvalue:.3g} < {alpha}; "
-        f"accuracy {challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
-        if worse
-        else f"not significantly worse overall (McNemar p={test.pvalue:.3g}; accuracy "
-        f"{challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
-    )
-    f1 = (
-        f"{'better' if better else 'not better'} test macro-F1 "
-        f"({challenger.test_f1_macro:.4f} vs {champ_f1:.4f})"
-    )
-    slices = None
-    slice_reasons: list[str] = []
-    if sentences is not None:
-        slices = compare_slices(
-            sentences,
-            labels,
-            champ_preds,
-            challenger.predictions,
-            champion_prob_positive=champ_probs,
-            alpha=alpha,
-        )
-        slice_reasons = [slices.summary, *slice_gate_reasons(slices)]
-        if slices.blocks_promotion and not slice_rule:
-            slice_reasons.append("the slice rule is off: slice regressions do not block")
-    blocked = slices is not None and slices.blocks_promotion and slice_rule
-    promoted = better and not worse and not blocked
-    if promoted:
-        headline = f"{f1} and {overall}"
-    elif worse:
-        headline = overall
-    elif blocked:
-        headline = "worse on a slice of the test set: " + "; ".join(slice_gate_reasons(slices))
-    else:
-        headline = f1
-    return result(promoted, [headline, overall, f1, *slice_reasons], mcnemar=test, slices=slices)
-
-
-def challenge_champion(
-    test: Evaluation,
-    *,
-    model_dir: Path | str,
-    run_id: str,
-    sentences: Sequence[str],
-    registry_dir: Path | str,
-    alpha: float,
-    inference_options: dict[str, object] | None = None,
-    slice_rule: bool = True,
-) -> GateDecision:
-    """The gate for a run's best model (``model_dir``, evaluated as ``test`` on ``sentences``).
-
-    If the test set changed since the champion was scored, the champion is scored again on
-    it (loaded with ``inference_options``) before :func:`decide` compares the two.
-    """
-    challenger = model_record(
-        test, run_id=run_id, model_key=model_key(model_dir), sentences=sentences
-    )
-    champion = read_champion(registry_dir)
-    champion_predictions = champion_probabilities = None
-    if champion is not None and needs_rescore(challenger, champion):
-        from sentiment_lora.training.evaluation import evaluate_probabilities
-        from sentiment_lora.training.inference import SentimentAnalyzer
-
-        analyzer = SentimentAnalyzer.load(
-            champion_model_dir(registry_dir), **(inference_options or {})
-        )
-        probs = analyzer.predict_proba(list(sentences))[:, 1]
-        champion_probabilities = probs.tolist()
-        champion_predictions = evaluate_probabilities(
-            champion.config_name, test.labels, champion_probabilities
-        ).predictions
-    return decide(
-        challenger,
-        champion,
-        labels=test.labels,
-        champion_predictions=champion_predictions,
-        champion_probabilities=champion_probabilities,
-        sentences=sentences,
-        alpha=alpha,
-        slice_rule=slice_rule,
-    )
-
-
-def promote(registry_dir: Path | str, record: ModelRecord, model_dir: Path | str) -> ModelRecord:
-    """Make ``record`` the champion: copy its model files, then write ``champion.json``."""
     registry_dir = Path(registry_dir)
-    registry_dir.mkdir(parents=True, exist_ok=True)
-    target = champion_model_dir(registry_dir)
-    tmp = registry_dir / f".{CHAMPION_MODEL_DIR}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(model_dir, tmp)
-    old = registry_dir / f".{CHAMPION_MODEL_DIR}.{os.getpid()}.old"
+    champion = read_champion_version(registry_dir)
+    if champion is None:
+        return registry_dir / CHAMPION_MODEL_DIR
+    return _model_dir(registry_dir, champion.version)
+
+
+def _install_version(
+    registry_dir: Path, record: VersionRecord, model_dir: Path, data_snapshot: Path | None = None
+) -> Path:
+    """Copy a model (and its run's data snapshot) into ``versions/<version>/`` (staged under a
+    hidden name, then renamed)."""
+    root = registry_dir / VERSIONS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".*.tmp"):  # left by a writer that crashed (we hold the lock)
+        shutil.rmtree(stale, ignore_errors=True)
+    target = root / record.version
     if target.exists():
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-    promoted = record.model_copy(
-        update={"promoted_at": datetime.now(UTC).isoformat(timespec="seconds")}
-    )
-    atomic_write_text(registry_dir / CHAMPION_FILE, promoted.model_dump_json(indent=2))
-    return promoted
+        raise FileExistsError(f"{target}: the version exists already")
+    stage = root / f".{record.version}.{os.getpid()}.tmp"
+    shutil.copytree(model_dir, stage / VERSION_MODEL_DIR)
+    if data_snapshot is not None:
+        shutil.copytree(data_snapshot, stage / VERSION_SNAPSHOT_DIR)
+    atomic_write_text(stage / VERSION_RECORD_FILE, record.model_dump_json(indent=2))
+    os.rename(stage, target)
+    return target
 
 
-def gate_markdown(decision: GateSummary) -> str:
-    """The decision as a markdown table: challenger against champion."""
-    challenger, champion = decision.challenger, decision.champion
+def _migrate_legacy(registry_dir: Path) -> None:
+    """Move an old-layout champion into ``versions/`` (under the lock; a no-op otherwise)."""
+    raw = _read_champion_json(registry_dir)
+    if raw is None or "version" in raw:
+        return
+    stored = _stored_versions(registry_dir)
+    legacy = _legacy_version(raw, stored)
+    if legacy not in stored:
+        _install_version(registry_dir, legacy, registry_dir / CHAMPION_MODEL_DIR)
+    atomic_write_text(registry_dir / CHAMPION_FILE, legacy.model_dump_json(indent=2))
+    shutil.rmtree(registry_dir / CHAMPION_MODEL_DIR, ignore_errors=True)
 
-    def cell(record: ModelSummary | None, value: str) -> str:
-        return value if record is not None else "-"
 
-    rows = [
-        ("run", challenger.run_id, cell(champion, champion.run_id if champion else "")),
-        (
-            "config",
-            challenger.config_name,
-            cell(champion, champion.config_name if champion else ""),
-        ),
-        (
-            "test accuracy",
-            f"{challenger.test_accuracy:.4f}",
-            cell(champion, f"{champion.test_accuracy:.4f}" if champion else ""),
-        ),
-        (
-            "test macro-F1",
-            f"{challenger.test_f1_macro:.4f}",
-            cell(champion, f"{champion.test_f1_macro:.4f}" if champion else ""),
-        ),
-    ]
-    title = "promoted" if decision.promoted else "champion kept"
-    table = "\n".join(f"| {name} | {a} | {b} |" for name, a, b in rows)
-    return (
-        f"# Champion gate: {title}\n\n{decision.reason}\n\n"
-        f"| | challenger | champion |\n|---|---|---|\n{table}\n"
-    )
+def promote(
+    registry_dir: Path | str,
+    record: ModelRecord,
+    model_dir: Path | str,
+    *,
+    hyperparameters: Mapping[str, JsonValue] | None = None,
+    reason: str = "promoted by the champion gate",
+    data_snapshot: Path | str | None = None,
+) -> VersionRecord:
+    """Make ``record`` the champion as a new version (under the registry lock).
+
+    The model files (and ``data_snapshot``, the run's data snapshot directory) are copied into
+    ``versions/<next version>/`` with the version's record, then ``champion.json`` is
+    rewritten. ``hyperparameters`` (the config) and ``reason`` (the gate's) are recorded.
+    """
+    registry_dir = Path(registry_dir)
+    with registry_lock(registry_dir):
+        _migrate_legacy(registry_dir)
+        previous = read_champion_version(registry_dir)
+        number = max((_version_number(v.version) for v in list_versions(registry_dir)), default=0)
+        now = now_utc()
+        version = VersionRecord(
+            **{**record.model_dump(include=set(ModelRecord.model_fields)), "promoted_at": now},
+            version=f"v{number + 1:04d}",
+            hyperparameters=dict(hyperparameters or {}),
+            became_champion=ChampionChange(
+                cause="promotion",
+                reason=reason,
+                at=now,
+                previous_version=previous.version if previous else None,
+            ),
+        )
+        snapshot = Path(data_snapshot) if data_snapshot is not None else None
+        _install_version(registry_dir, version, Path(model_dir), snapshot)
+        atomic_write_text(registry_dir / CHAMPION_FILE, version.model_dump_json(indent=2))
+    return version
+
+
+def rollback(registry_dir: Path | str, version: str, *, reason: str) -> VersionRecord:
+    """Make an earlier ``version`` the champion again, and record it in the ledger.
+
+    Only ``champion.json`` is rewritten (one rename); the versions stay as they are. Raises
+    ValueError naming ``version`` (unknown, or the champion already) or ``reason`` (empty).
+    """
+    registry_dir = Path(registry_dir)
+    if not reason.strip():
+        raise ValueError("reason: must not be empty (say why the champion is rolled back)")
+    if not registry_dir.is_dir():
+        raise ValueError(f"registry_dir: {registry_dir} is not a directory")
+    with registry_lock(registry_dir):
+        _migrate_legacy(registry_dir)
+        versions = {v.version: v for v in list_versions(registry_dir)}
+        if version not in versions:
+            raise ValueError(
+                f"version: unknown version {version!r} in {registry_dir} "
+                f"(versions: {', '.join(versions) or 'none'})"
+            )
+        current = read_champion_version(registry_dir)
+        if current is not None and current.version == version:
+            raise ValueError(f"version: {version} is the champion already")
+        change = ChampionChange(
+            cause="rollback",
+            reason=reason.strip(),
+            at=now_utc(),
+            previous_version=current.version if current else None,
+        )
+        champion = versions[version].model_copy(update={"became_champion": change})
+        atomic_write_text(registry_dir / CHAMPION_FILE, champion.model_dump_json(indent=2))
+        append_record(
+            registry_dir,
+            RollbackLedgerRecord(
+                time=change.at,
+                version=version,
+                previous_version=change.previous_version,
+                reason=change.reason,
+            ),
+        )
+    return champion
+
+
+def champion_data_snapshot(registry_dir: Path | str) -> Path | None:
+    """The data snapshot stored with the current champion's version, if it has one."""
+    champion = read_champion_version(registry_dir)
+    if champion is None:
+        return None
+    path = Path(registry_dir) / VERSIONS_DIR / champion.version / VERSION_SNAPSHOT_DIR
+    return path if path.is_dir() else None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sentiment_lora.reporting import format as fmt
+from sentiment_lora.reporting.champion_section import since_champion_context
 from sentiment_lora.reporting.evidence_sections import (
     baselines_context,
     calibration_context,
@@ -79,6 +80,7 @@ def build_report_context(summary: RunSummary, *, plots: Mapping[str, str]) -> di
         "best_name": summary.best_config.name,
         "summary_sentences": summary_sentences(summary),
         "champion": champion_context(summary),
+        "since": since_champion_context(summary),
         "data": data_context(summary),
         "search": search_context(summary),
         "test": test_context(summary),

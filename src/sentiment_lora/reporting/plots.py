@@ -29,6 +29,7 @@ from sentiment_lora.evidence.error_analysis import (  # noqa: E402
 from sentiment_lora.io import atomic_write_bytes  # noqa: E402
 from sentiment_lora.paths import PREDICTIONS_FILE, PROB_PREFIX  # noqa: E402
 from sentiment_lora.reporting.results import RunSummary  # noqa: E402
+from sentiment_lora.reporting.trend import Trend, build_trend  # noqa: E402
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO  # noqa: E402
 
 P = ParamSpec("P")
@@ -46,6 +47,7 @@ CONFUSION_MATRIX = "confusion_matrix.png"
 ROC_PR_CURVES = "roc_pr_curves.png"
 RELIABILITY_DIAGRAM = "reliability_diagram.png"
 CONFIDENCE_HISTOGRAM = "confidence_histogram.png"
+TREND = "trend.png"
 
 _STYLE = {
     "font.size": 9,
@@ -336,6 +338,59 @@ def plot_confidence_histogram(analysis: ErrorAnalysis, *, out_dir: Path) -> str:
     return _save(fig, out_dir, CONFIDENCE_HISTOGRAM)
 
 
+def _trend_figure(trend: Trend) -> Figure:
+    """Test accuracy and macro-F1 of every run, the champion's accuracy as a step line,
+    promotions as stars and rollbacks as dashed verticals."""
+    fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8))
+    x = np.arange(1, len(trend.points) + 1)
+    accuracy = [p.accuracy for p in trend.points]
+    ax.plot(x, accuracy, label="test accuracy", **_style(0))
+    ax.plot(x, [p.f1_macro for p in trend.points], label="test macro-F1", **_style(1))
+    champion = [
+        np.nan if p.champion_accuracy is None else p.champion_accuracy for p in trend.points
+    ]
+    ax.step(x, champion, where="post", color="black", linewidth=1.0, label="champion accuracy")
+    promoted = [(i, p.accuracy) for i, p in zip(x, trend.points, strict=True) if p.promoted]
+    if promoted:
+        px, py = zip(*promoted, strict=True)
+        ax.scatter(px, py, marker="*", s=140, color=COLORS[3], zorder=4, label="promoted")
+    for k, rollback in enumerate(trend.rollbacks):
+        ax.axvline(
+            rollback.after + 0.5,
+            color=COLORS[1],
+            linestyle="--",
+            linewidth=1.0,
+            label="rollback" if k == 0 else None,
+        )
+        ax.annotate(f"rollback to {rollback.version}", (rollback.after + 0.55, 0.02),
+                    xycoords=("data", "axes fraction"), fontsize=7, color=COLORS[1])  # fmt: skip
+    ax.set_xticks(x, [p.time[:16].replace("T", " ") for p in trend.points], rotation=30, ha="right")
+    ax.set_xlim(0.5, max(len(x), 1) + 0.5)
+    ax.set_ylabel("score on test")
+    ax.set_title(f"Every published run ({len(trend.points)}) and the champion")
+    ax.legend(loc="lower left", fontsize=7, ncol=3)
+    return fig
+
+
+@_styled
+def plot_trend(trend: Trend, *, out_dir: Path) -> str:
+    """The trend figure as ``trend.png`` in ``out_dir``."""
+    return _save(_trend_figure(trend), out_dir, TREND)
+
+
+@_styled
+def trend_svg(trend: Trend) -> str:
+    """The trend figure as inline SVG text (for the report server's index page)."""
+    fig = _trend_figure(trend)
+    buffer = io.StringIO()
+    try:
+        fig.savefig(buffer, format="svg", bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    svg = buffer.getvalue()
+    return svg[svg.index("<svg") :]
+
+
 def render_plots(run_dir: Path | str, *, summary: RunSummary) -> dict[str, str]:
     """Draw every figure the run's data allows into ``run_dir``; return key -> file name.
 
@@ -362,4 +417,6 @@ def render_plots(run_dir: Path | str, *, summary: RunSummary) -> dict[str, str]:
         plots["confidence_histogram"] = plot_confidence_histogram(
             summary.error_analysis, out_dir=run_dir
         )
+    if summary.history:
+        plots["trend"] = plot_trend(build_trend(summary.history), out_dir=run_dir)
     return plots

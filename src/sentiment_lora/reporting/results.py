@@ -19,8 +19,10 @@ from sentiment_lora.evidence.baselines import DESCRIPTIONS
 from sentiment_lora.evidence.calibration import CalibrationReport
 from sentiment_lora.evidence.clustering import ClusteringResult
 from sentiment_lora.evidence.collect import Evidence, StatisticalTests
+from sentiment_lora.evidence.data_diff import DataDiff
 from sentiment_lora.evidence.error_analysis import ErrorAnalysis
-from sentiment_lora.operations.registry import GateDecision, GateSummary
+from sentiment_lora.operations.gate import GateDecision, GateSummary
+from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import RESULTS_FILE
 from sentiment_lora.reporting.environment import EnvironmentInfo
 from sentiment_lora.training.data import PreparedData
@@ -128,6 +130,8 @@ class RunSummary(_Part):
     timings: Timings | None = None
     training_backend: Backend | None = None
     champion: GateSummary | None = None
+    data_diff: DataDiff | None = None  # this run's data against the champion's
+    history: list[LedgerRecord] = Field(default_factory=list)  # the ledger, this run last
 
     def experiment(self, name: str) -> Experiment | None:
         """The experiment called ``name``, if any."""
@@ -169,10 +173,13 @@ def build_run_summary(
     environment: EnvironmentInfo,
     prefect: PrefectInfo | None = None,
     started_at: datetime | None = None,
+    data_diff: DataDiff | None = None,
+    history: list[LedgerRecord] | None = None,
 ) -> RunSummary:
     """The run's summary from the typed results of the pipeline's tasks.
 
-    ``results`` pairs every config's training result with its test evaluation.
+    ``results`` pairs every config's training result with its test evaluation; ``history``
+    is the run ledger with this run last.
     """
     tests = {training.config_name: test for training, test in results}
     return RunSummary(
@@ -213,6 +220,8 @@ def build_run_summary(
         ),
         training_backend=config.options.backend,
         champion=decision.summary() if decision is not None else None,
+        data_diff=data_diff,
+        history=history or [],
     )
 
 

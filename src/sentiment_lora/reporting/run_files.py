@@ -7,6 +7,7 @@ import pandas as pd
 from sentiment_lora.evidence.stats import Interval
 from sentiment_lora.io import atomic_write_text
 from sentiment_lora.paths import (
+    DATA_SNAPSHOT_DIR,
     MODEL_DIR,
     PREDICTIONS_FILE,
     PROB_PREFIX,
@@ -69,6 +70,7 @@ def stage_run(
     summary: RunSummary,
     best_adapter_dir: Path,
     predictions: pd.DataFrame,
+    data_snapshot: Path | None = None,
 ) -> Path:
     """Write a run's files (model and its card, predictions, results) into its staging dir."""
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,8 @@ def stage_run(
     stage.mkdir(parents=True, exist_ok=False)
     copy_tree_atomic(best_adapter_dir, stage / MODEL_DIR)
     write_model_card(stage / MODEL_DIR, model_card_facts(summary, stage / MODEL_DIR))
+    if data_snapshot is not None:
+        copy_tree_atomic(data_snapshot, stage / DATA_SNAPSHOT_DIR)
     atomic_write_text(stage / PREDICTIONS_FILE, predictions.to_csv(index=False))
     atomic_write_text(stage / RESULTS_FILE, dump_results(summary))
     return stage

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 
+from sentiment_lora.evidence.data_diff import DataDiff
 from sentiment_lora.evidence.stats import Interval
 from sentiment_lora.paths import HTML_FILE, PDF_FILE, RESULTS_FILE
 from sentiment_lora.reporting import format as fmt
@@ -98,4 +99,26 @@ def summary_markdown(summary: RunSummary, *, links: Mapping[str, str] | None = N
         lines += ["", fmt.sentence(tests.configs.conclusion)]
     if links:
         lines += ["", " · ".join(f"[{name}]({url})" for name, url in links.items())]
+    return "\n".join(lines) + "\n"
+
+
+def drift_markdown(diff: DataDiff) -> str:
+    """Markdown digest of a data diff for a Prefect artifact: changes, tests and verdicts."""
+    if diff.first_run:
+        return "# Data since the champion\n\nFirst run: no champion's data to compare with.\n"
+    title = "drifted" if diff.drifted else "no significant drift"
+    lines = [f"# Data since the champion: {title}", "", *(f"- {line}" for line in diff.summary)]
+    splits = [*diff.source.values(), *([diff.training] if diff.training else [])]
+    lines += [
+        "",
+        "| data | before | after | added | removed | relabelled |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {s.split} | {s.rows_before:,} | {s.rows_after:,} | {s.added:,} | {s.removed:,} | "
+        f"{s.relabelled:,} |"
+        for s in splits
+    ]
+    lines += ["", "| test | p (Holm) | verdict |", "|---|---|---|"]
+    lines += [f"| {t.name} | {fmt.pvalue(t.pvalue_holm)} | {t.verdict} |" for t in diff.tests]
     return "\n".join(lines) + "\n"

@@ -8,15 +8,20 @@ safe path components and resolve inside the reports directory, else the answer i
 from pathlib import Path
 from urllib.parse import quote
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from sentiment_lora.operations.ledger import read_ledger
+from sentiment_lora.operations.registry import read_champion_version
 from sentiment_lora.paths import HTML_FILE, PDF_FILE, RESULTS_FILE, safe_name
+from sentiment_lora.reporting.plots import trend_svg
 from sentiment_lora.reporting.render import jinja_environment
 from sentiment_lora.reporting.run_index import RunInfo, list_runs
+from sentiment_lora.reporting.trend import build_trend
 
 INDEX_TEMPLATE = "index.html.j2"
 CONTENT_TYPES = {
@@ -46,8 +51,20 @@ def _file_response(path: Path) -> FileResponse:
     return FileResponse(path, media_type=CONTENT_TYPES[path.suffix])
 
 
-def index_page(runs: list[RunInfo], *, reports_dir: Path) -> str:
-    """The HTML of the run list (``templates/index.html.j2``, every value escaped)."""
+def index_page(
+    runs: list[RunInfo],
+    *,
+    reports_dir: Path,
+    registry_dir: Path | None = None,
+) -> str:
+    """The HTML of the run list (``templates/index.html.j2``, every value escaped).
+
+    With ``registry_dir``, the champion's run is marked and the trend of every run in the
+    registry's ledger is drawn above the list.
+    """
+    champion = read_champion_version(registry_dir) if registry_dir else None
+    records = read_ledger(registry_dir) if registry_dir else []
+    trend = build_trend(records)
     return (
         jinja_environment()
         .get_template(INDEX_TEMPLATE)
@@ -57,16 +74,21 @@ def index_page(runs: list[RunInfo], *, reports_dir: Path) -> str:
             html_file=HTML_FILE,
             pdf_file=PDF_FILE,
             results_file=RESULTS_FILE,
+            champion_run=champion.run_id if champion else None,
+            champion_version=champion.version if champion else None,
+            trend_svg=Markup(trend_svg(trend)) if trend.points else None,
         )
     )
 
 
-def create_app(reports_dir: Path | str) -> Starlette:
+def create_app(reports_dir: Path | str, *, registry_dir: Path | str | None = None) -> Starlette:
     """The report server for ``reports_dir`` (read at every request: new runs show up)."""
     reports_dir = Path(reports_dir)
+    registry = Path(registry_dir) if registry_dir is not None else None
 
     async def index(request: Request) -> Response:
-        return HTMLResponse(index_page(list_runs(reports_dir), reports_dir=reports_dir))
+        page = index_page(list_runs(reports_dir), reports_dir=reports_dir, registry_dir=registry)
+        return HTMLResponse(page)
 
     async def run_file(request: Request) -> Response:
         params = request.path_params
@@ -97,8 +119,15 @@ def create_app(reports_dir: Path | str) -> Starlette:
     )
 
 
-def serve(reports_dir: Path | str, *, host: str = "127.0.0.1", port: int = 8765) -> None:
+def serve(
+    reports_dir: Path | str,
+    *,
+    registry_dir: Path | str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+) -> None:
     """Serve ``reports_dir`` with uvicorn until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(reports_dir), host=host, port=port, log_level="info")
+    app = create_app(reports_dir, registry_dir=registry_dir)
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,335 @@
+"""The champion/challenger gate: a run's best model against the registry's champion.
+
+The challenger replaces the champion only if there is none, or if it has a higher test
+macro-F1, is not significantly worse by McNemar's test on the same test sentences and (with the
+slice rule) is significantly worse on no slice of them. If the test set changed, the champion
+is scored again on it first. The decision lists every reason it used.
+"""
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, JsonValue
+
+from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
+from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
+from sentiment_lora.operations.ledger import (
+    GateOutcome,
+    RunLedgerRecord,
+    append_record,
+)
+from sentiment_lora.operations.locks import registry_lock
+from sentiment_lora.operations.registry import (
+    ADAPTER_WEIGHTS,
+    ModelRecord,
+    ModelSummary,
+    champion_model_dir,
+    read_champion,
+    read_champion_version,
+)
+from sentiment_lora.operations.triggers import Trigger
+from sentiment_lora.training.data import sha256_file
+from sentiment_lora.training.evaluation import Evaluation
+
+
+class GateSummary(BaseModel):
+    """Whether the challenger became champion, and why (as the run's results record it)."""
+
+    model_config = ConfigDict(frozen=True)
+    promoted: bool
+    reason: str  # the deciding reason
+    reasons: list[str] = []  # every check the gate made, the deciding one first
+    challenger: ModelSummary
+    champion: ModelSummary | None
+    mcnemar: McNemarResult | None
+    slices: SliceComparison | None = None  # champion against challenger per test-set slice
+    alpha: float
+    unchanged: bool  # the challenger is the champion's model (same data and parameters)
+
+
+class GateDecision(GateSummary):
+    """:class:`GateSummary` with the full records (predictions included)."""
+
+    challenger: ModelRecord
+    champion: ModelRecord | None
+
+    def summary(self) -> GateSummary:
+        """The decision without the records' predictions."""
+        return GateSummary.model_validate(
+            {
+                **self.model_dump(exclude={"challenger", "champion"}),
+                "challenger": self.challenger.summary(),
+                "champion": self.champion.summary() if self.champion else None,
+            }
+        )
+
+
+def model_key(model_dir: Path | str) -> str:
+    """Identity of a saved model: the hash of its adapter weights."""
+    return sha256_file(Path(model_dir) / ADAPTER_WEIGHTS)[:20]
+
+
+def needs_rescore(challenger: ModelRecord, champion: ModelRecord) -> bool:
+    """True if the champion was scored on another test set and must be scored again."""
+    return (
+        champion.model_key != challenger.model_key
+        and champion.test_set_hash != challenger.test_set_hash
+    )
+
+
+def hash_test_set(sentences: Sequence[str], labels: Sequence[int]) -> str:
+    """Identity of a test set: hash of its sentences and labels, in order."""
+    digest = hashlib.sha256()
+    for sentence, label in zip(sentences, labels, strict=True):
+        digest.update(f"{sentence}\t{int(label)}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def model_record(
+    evaluation: Evaluation, *, run_id: str, model_key: str, sentences: Sequence[str]
+) -> ModelRecord:
+    """The gate's view of a model from its test evaluation."""
+    return ModelRecord(
+        run_id=run_id,
+        config_name=evaluation.model_name,
+        model_key=model_key,
+        test_accuracy=evaluation.metrics.accuracy,
+        test_f1_macro=evaluation.metrics.f1_macro,
+        test_set_hash=hash_test_set(sentences, evaluation.labels),
+        predictions=evaluation.predictions,
+        probabilities=evaluation.prob_positive,
+    )
+
+
+def decide(
+    challenger: ModelRecord,
+    champion: ModelRecord | None,
+    *,
+    labels: Sequence[int],
+    champion_predictions: Sequence[int] | None = None,
+    champion_probabilities: Sequence[float] | None = None,
+    sentences: Sequence[str] | None = None,
+    alpha: float = 0.05,
+    slice_rule: bool = True,
+) -> GateDecision:
+    """Apply the gate; the decision lists every reason it used.
+
+    The challenger is promoted if there is no champion, or if it is not significantly worse
+    overall (McNemar), has a higher test macro-F1 and, with ``slice_rule`` and ``sentences``
+    given, is significantly worse on no slice of the test set (Holm-corrected McNemar per
+    slice, see :mod:`sentiment_lora.evidence.slices`). ``champion_predictions`` (and, if
+    known, ``champion_probabilities``) on the current test set are needed only when the
+    champion was scored on a different test set.
+    """
+
+    def result(promoted: bool, reasons: list[str], **kw) -> GateDecision:
+        return GateDecision(
+            promoted=promoted,
+            reason=reasons[0],
+            reasons=reasons,
+            challenger=challenger,
+            champion=champion,
+            alpha=alpha,
+            mcnemar=kw.get("mcnemar"),
+            slices=kw.get("slices"),
+            unchanged=kw.get("unchanged", False),
+        )
+
+    if champion is None:
+        return result(True, ["no champion yet: the first model becomes champion"])
+    if challenger.model_key == champion.model_key:
+        return result(
+            False,
+            [
+                f"unchanged: data and parameters are those of the champion "
+                f"(run {champion.run_id}); the model came from the cache"
+            ],
+            unchanged=True,
+        )
+    if not needs_rescore(challenger, champion):
+        champ_preds, champ_probs = champion.predictions, champion.probabilities
+    elif champion_predictions is not None:
+        champ_preds, champ_probs = list(champion_predictions), champion_probabilities
+    else:
+        raise ValueError("champion_predictions: the test set changed; re-score the champion on it")
+    champ_correct = [int(p == y) for p, y in zip(champ_preds, labels, strict=True)]
+    chall_correct = [int(p == y) for p, y in zip(challenger.predictions, labels, strict=True)]
+    test = mcnemar_test(chall_correct, champ_correct)
+    champ_acc = sum(champ_correct) / len(champ_correct)
+    champ_f1 = champion.test_f1_macro
+    if champion.test_set_hash != challenger.test_set_hash:
+        from sentiment_lora.training.evaluation import classification_metrics
+
+        champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
+    worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc
+    better = challenger.test_f1_macro > champ_f1
+    overall = (
+        f"significantly worse than the champion overall (McNemar p={test.pvalue:.3g} < {alpha}; "
+        f"accuracy {challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
+        if worse
+        else f"not significantly worse overall (McNemar p={test.pvalue:.3g}; accuracy "
+        f"{challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
+    )
+    f1 = (
+        f"{'better' if better else 'not better'} test macro-F1 "
+        f"({challenger.test_f1_macro:.4f} vs {champ_f1:.4f})"
+    )
+    slices = None
+    slice_reasons: list[str] = []
+    if sentences is not None:
+        slices = compare_slices(
+            sentences,
+            labels,
+            champ_preds,
+            challenger.predictions,
+            champion_prob_positive=champ_probs,
+            alpha=alpha,
+        )
+        slice_reasons = [slices.summary, *slice_gate_reasons(slices)]
+        if slices.blocks_promotion and not slice_rule:
+            slice_reasons.append("the slice rule is off: slice regressions do not block")
+    blocked = slices is not None and slices.blocks_promotion and slice_rule
+    promoted = better and not worse and not blocked
+    if promoted:
+        headline = f"{f1} and {overall}"
+    elif worse:
+        headline = overall
+    elif blocked:
+        headline = "worse on a slice of the test set: " + "; ".join(slice_gate_reasons(slices))
+    else:
+        headline = f1
+    return result(promoted, [headline, overall, f1, *slice_reasons], mcnemar=test, slices=slices)
+
+
+def challenge_champion(
+    test: Evaluation,
+    *,
+    model_dir: Path | str,
+    run_id: str,
+    sentences: Sequence[str],
+    registry_dir: Path | str,
+    alpha: float,
+    inference_options: dict[str, object] | None = None,
+    slice_rule: bool = True,
+) -> GateDecision:
+    """The gate for a run's best model (``model_dir``, evaluated as ``test`` on ``sentences``).
+
+    If the test set changed since the champion was scored, the champion is scored again on
+    it (loaded with ``inference_options``) before :func:`decide` compares the two.
+    """
+    challenger = model_record(
+        test, run_id=run_id, model_key=model_key(model_dir), sentences=sentences
+    )
+    champion = read_champion(registry_dir)
+    champion_predictions = champion_probabilities = None
+    if champion is not None and needs_rescore(challenger, champion):
+        from sentiment_lora.training.evaluation import evaluate_probabilities
+        from sentiment_lora.training.inference import SentimentAnalyzer
+
+        analyzer = SentimentAnalyzer.load(
+            champion_model_dir(registry_dir), **(inference_options or {})
+        )
+        probs = analyzer.predict_proba(list(sentences))[:, 1]
+        champion_probabilities = probs.tolist()
+        champion_predictions = evaluate_probabilities(
+            champion.config_name, test.labels, champion_probabilities
+        ).predictions
+    return decide(
+        challenger,
+        champion,
+        labels=test.labels,
+        champion_predictions=champion_predictions,
+        champion_probabilities=champion_probabilities,
+        sentences=sentences,
+        alpha=alpha,
+        slice_rule=slice_rule,
+    )
+
+
+def gate_outcome(decision: GateSummary | None) -> GateOutcome:
+    """The gate's outcome in one word, as the ledger records it."""
+    if decision is None:
+        return "gate off"
+    if decision.promoted:
+        return "promoted"
+    return "unchanged" if decision.unchanged else "kept"
+
+
+def run_record(
+    registry_dir: Path | str,
+    *,
+    run_id: str,
+    triggered_by: Trigger,
+    data: Mapping[str, str | int],
+    best_config: str,
+    test_accuracy: float,
+    test_f1_macro: float,
+    decision: GateSummary | None,
+    hyperparameters: Mapping[str, JsonValue] | None = None,
+    promoted_yet: bool = True,
+) -> RunLedgerRecord:
+    """A published run's ledger record, with the champion version the registry holds now.
+
+    With ``promoted_yet`` False (the record the run's own report shows, written before its
+    promotion) a promoted run's version is not known yet: None.
+    """
+    champion = read_champion_version(registry_dir)
+    version = champion.version if champion is not None else None
+    if not promoted_yet and decision is not None and decision.promoted:
+        version = None
+    return RunLedgerRecord(
+        run_id=run_id,
+        triggered_by=triggered_by,
+        data=dict(data),
+        best_config=best_config,
+        hyperparameters=dict(hyperparameters or {}),
+        test_accuracy=test_accuracy,
+        test_f1_macro=test_f1_macro,
+        gate=gate_outcome(decision),
+        gate_reason=decision.reason if decision is not None else "the gate is off",
+        champion_version=version,
+    )
+
+
+def append_run_record(registry_dir: Path | str, **fields: Any) -> RunLedgerRecord:
+    """Append a published run (:func:`run_record`'s fields) to the ledger, under the lock, so
+    the champion version recorded is the one after this run's promotion."""
+    with registry_lock(registry_dir):
+        record = run_record(registry_dir, **fields)
+        append_record(registry_dir, record)
+    return record
+
+
+def gate_markdown(decision: GateSummary) -> str:
+    """The decision as a markdown table: challenger against champion."""
+    challenger, champion = decision.challenger, decision.champion
+
+    def cell(record: ModelSummary | None, value: str) -> str:
+        return value if record is not None else "-"
+
+    rows = [
+        ("run", challenger.run_id, cell(champion, champion.run_id if champion else "")),
+        (
+            "config",
+            challenger.config_name,
+            cell(champion, champion.config_name if champion else ""),
+        ),
+        (
+            "test accuracy",
+            f"{challenger.test_accuracy:.4f}",
+            cell(champion, f"{champion.test_accuracy:.4f}" if champion else ""),
+        ),
+        (
+            "test macro-F1",
+            f"{challenger.test_f1_macro:.4f}",
+            cell(champion, f"{champion.test_f1_macro:.4f}" if champion else ""),
+        ),
+    ]
+    title = "promoted" if decision.promoted else "champion kept"
+    table = "\n".join(f"| {name} | {a} | {b} |" for name, a, b in rows)
+    return (
+        f"# Champion gate: {title}\n\n{decision.reason}\n\n"
+        f"| | challenger | champion |\n|---|---|---|\n{table}\n"
+    )

@@ -1,0 +1,128 @@
+"""The run ledger: one JSON line per published run or rollback, in ``<registry>/ledger.jsonl``.
+
+The ledger only grows. Each append rewrites the file atomically (the old lines plus the new
+one, then a rename) under the registry's lock, so a reader sees the old ledger or the new one,
+never half a line. A truncated last line (left by a crash of another writer or a copy) is
+skipped with a warning.
+"""
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
+
+from sentiment_lora.io import atomic_write_bytes
+from sentiment_lora.operations.locks import LOCK_TIMEOUT, registry_lock
+from sentiment_lora.operations.triggers import Trigger
+
+LEDGER_FILE = "ledger.jsonl"
+
+GateOutcome = Literal["promoted", "kept", "unchanged", "gate off"]
+
+log = logging.getLogger(__name__)
+
+
+def now_utc() -> str:
+    """The current time as the ledger and the registry write it (ISO 8601, UTC, seconds)."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class RunLedgerRecord(BaseModel):
+    """A published run: what started it, on which data, its best model and the gate's verdict."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["run"] = "run"
+    run_id: str = Field(..., min_length=1)
+    time: str = Field(default_factory=now_utc)
+    triggered_by: Trigger
+    data: dict[str, str | int]  # data fingerprint and row counts
+    best_config: str
+    hyperparameters: dict[str, JsonValue] = {}
+    test_accuracy: float
+    test_f1_macro: float
+    gate: GateOutcome
+    gate_reason: str
+    champion_version: str | None  # the registry's champion after the run
+
+
+class RollbackLedgerRecord(BaseModel):
+    """A rollback: an earlier registry version made champion again, and why."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["rollback"] = "rollback"
+    time: str = Field(default_factory=now_utc)
+    version: str
+    previous_version: str | None
+    reason: str = Field(..., min_length=1)
+
+
+LedgerRecord = Annotated[RunLedgerRecord | RollbackLedgerRecord, Field(discriminator="kind")]
+_RECORD = TypeAdapter(LedgerRecord)
+
+
+def ledger_path(registry_dir: Path | str) -> Path:
+    """The ledger file of a registry."""
+    return Path(registry_dir) / LEDGER_FILE
+
+
+def _parse(line: bytes, *, where: str) -> LedgerRecord:
+    try:
+        return _RECORD.validate_json(line.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except ValidationError as exc:
+        raise ValueError(f"{where}: not a ledger record: {exc.errors()[0]['msg']}") from None
+
+
+def _complete_lines(path: Path) -> bytes:
+    """The ledger's bytes up to its last complete record (a truncated tail is dropped)."""
+    data = path.read_bytes() if path.is_file() else b""
+    if not data or data.endswith(b"\n"):
+        return data
+    head, _, tail = data.rpartition(b"\n")
+    head = head + b"\n" if head else b""
+    try:
+        _parse(tail, where=str(path))
+    except ValueError:
+        log.warning("%s: dropped a truncated last line (%d bytes)", path, len(tail))
+        return head
+    return data + b"\n"  # a complete record without its newline
+
+
+def append_record(
+    registry_dir: Path | str,
+    record: RunLedgerRecord | RollbackLedgerRecord,
+    *,
+    timeout: float = LOCK_TIMEOUT,
+) -> Path:
+    """Append ``record`` to the registry's ledger (under the registry lock); returns the file."""
+    path = ledger_path(registry_dir)
+    line = record.model_dump_json().encode("utf-8") + b"\n"
+    with registry_lock(registry_dir, timeout=timeout):
+        return atomic_write_bytes(path, _complete_lines(path) + line)
+
+
+def read_ledger(registry_dir: Path | str) -> list[LedgerRecord]:
+    """The ledger's records, oldest first ([] without a ledger).
+
+    A truncated last line is skipped with a warning; any other bad line raises ValueError
+    naming the file and line.
+    """
+    path = ledger_path(registry_dir)
+    if not path.is_file():
+        return []
+    lines = path.read_bytes().split(b"\n")
+    truncated = lines.pop()  # empty when the file ends with a newline
+    records = [
+        _parse(line, where=f"{path}:{number}")
+        for number, line in enumerate(lines, start=1)
+        if line.strip()
+    ]
+    if truncated.strip():
+        try:
+            records.append(_parse(truncated, where=f"{path}:{len(lines) + 1}"))
+        except ValueError:
+            log.warning("%s:%d: skipped a truncated last line", path, len(lines) + 1)
+    return records

@@ -1,0 +1,98 @@
+"""Two runs with train.tsv edited in between: the second report says what changed and why.
+
+The first run becomes champion; then 500 rows are removed, 1,000 added and 100 relabelled in
+train.tsv, and the second run's "Since the champion" section, JSON and trend must show exactly
+that. Small: 300 training rows, one config, a 200-sentence test set.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+from pypdf import PdfReader
+
+from flows.full import sst2_lora_pipeline
+from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions
+from sentiment_lora.evidence.data_snapshot import normalize_sentence
+from sentiment_lora.operations.ledger import read_ledger
+from sentiment_lora.training.data import read_glue_tsv
+
+ONE = [LoraHyperparams(name="lr2e-3-r8", learning_rate=2e-3, epochs=1)]
+FIRST_ROWS, REMOVED, ADDED, RELABELLED = 3000, 500, 1000, 100
+
+
+def _write(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, sep="\t", index=False, lineterminator="\n")
+
+
+def _editions(sst2_dir: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
+    """A data dir holding the first train.tsv, and the edited train.tsv to write later."""
+    full = read_glue_tsv(sst2_dir / "train.tsv")
+    full["key"] = full["sentence"].map(normalize_sentence)
+    unique = full.drop_duplicates("key", keep=False)  # sentences that occur exactly once
+    first = unique.iloc[:FIRST_ROWS]
+    fresh = unique.iloc[FIRST_ROWS : FIRST_ROWS + ADDED]
+    kept = first.iloc[REMOVED:].copy()
+    flip = kept.index[:RELABELLED]
+    kept.loc[flip, "label"] = 1 - kept.loc[flip, "label"]
+    second = pd.concat([kept, fresh])
+    data = tmp / "data"
+    data.mkdir()
+    shutil.copy(sst2_dir / "dev.tsv", data / "dev.tsv")
+    _write(first[["sentence", "label"]], data / "train.tsv")
+    return data, second[["sentence", "label"]]
+
+
+def _run(data: Path, tmp: Path) -> Path:
+    state = sst2_lora_pipeline(
+        profile="quick",
+        data=DataConfig(
+            data_dir=str(data),
+            max_train_samples=300,
+            max_validation_samples=100,
+            max_test_samples=200,
+        ),
+        grid=ONE,
+        options=RunOptions(
+            reports_dir=str(tmp / "reports"),
+            artifacts_dir=str(tmp / "artifacts"),
+            registry_dir=str(tmp / "registry"),
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    return Path(state.result())
+
+
+@pytest.mark.slow
+def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> None:
+    data, edited = _editions(sst2_dir, tmp_path)
+    with prefect_test_harness(server_startup_timeout=120):
+        first = _run(data, tmp_path)
+        _write(edited, data / "train.tsv")
+        second = _run(data, tmp_path)
+
+    summary = json.loads((second / "fine_tuning_results.json").read_text(encoding="utf-8"))
+    diff = summary["data_diff"]
+    source = diff["source"]["train.tsv"]
+    assert (source["added"], source["removed"], source["relabelled"]) == (
+        ADDED,
+        REMOVED,
+        RELABELLED,
+    )
+    assert not diff["first_run"] and not diff["test_set_changed"]
+    assert summary["champion"]["champion"]["run_id"] == first.name
+    assert summary["champion"]["reasons"]  # every reason the gate used
+    assert [h["run_id"] for h in summary["history"]] == [first.name, second.name]
+    assert (second / "trend.png").is_file()
+    assert [r.run_id for r in read_ledger(tmp_path / "registry")] == [first.name, second.name]
+
+    text = " ".join(page.extract_text() for page in PdfReader(second / "report.pdf").pages)
+    text = " ".join(text.split())
+    assert "2 Since the champion" in text
+    assert f"train.tsv 3,000 3,500 {ADDED:,} {REMOVED:,} {RELABELLED:,}" in text
+    assert "Did it drift?" in text and "Every run so far" in text
+    assert "Decision:" in text
