@@ -12,9 +12,17 @@ if __package__ in (None, ""):  # run as `python flows/train_config.py`: make `fl
 import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefect import)
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig, resolve_path
-from sentiment_lora.operations.storage import is_url, local_root, remote_path, upload_dir
+from sentiment_lora.operations.storage import (
+    is_url,
+    local_root,
+    put_text,
+    remote_path,
+    result_location,
+    upload_dir,
+)
 from tasks.pipeline_tasks import (
     ConfigRun,
     evaluate_on_test,
@@ -23,7 +31,7 @@ from tasks.pipeline_tasks import (
 )
 
 
-@flow(name="sst2-train-config", persist_result=True)
+@flow(name="sst2-train-config")
 def sst2_train_config(
     hp: LoraHyperparams,
     data: DataConfig = DataConfig(),  # noqa: B008 (frozen model: a safe default)
@@ -33,7 +41,9 @@ def sst2_train_config(
     """Fine-tune one config and evaluate it on test; returns paths and metrics (small).
 
     With an fsspec URL as ``artifacts_dir`` the adapter is uploaded there and the returned
-    ``adapter_dir`` is its URL.
+    ``adapter_dir`` is its URL. The result is also written to the artifacts root
+    (``results/<flow run id>.json``): a parent on another machine reads it there, not from this
+    worker's Prefect home.
     """
     workdir = str(
         local_root(artifacts_dir) if is_url(artifacts_dir) else resolve_path(artifacts_dir)
@@ -46,6 +56,9 @@ def sst2_train_config(
             result.adapter_dir, remote_path(artifacts_dir, result.adapter_dir, mirror=Path(workdir))
         )
         run = run.model_copy(update={"training": result.model_copy(update={"adapter_dir": url})})
+    run_id = flow_run.get_id()
+    if run_id is not None:
+        put_text(result_location(artifacts_dir, run_id), run.model_dump_json())
     return run
 
 

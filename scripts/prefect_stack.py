@@ -1,9 +1,10 @@
-"""Start and stop a local Prefect stack: server, work pools, deployments, workers.
+"""Start and stop a local Prefect stack: server, work pools, deployments, workers, reports.
 
     python scripts/prefect_stack.py server    # Prefect server on 127.0.0.1:4200, DB in .prefect/
     python scripts/prefect_stack.py deploy    # pools `cpu` and `gpu`, then every deployment
     python scripts/prefect_stack.py workers   # one process worker per pool
-    python scripts/prefect_stack.py up        # all three
+    python scripts/prefect_stack.py reports   # sentiment-lora serve-reports on 127.0.0.1:8765
+    python scripts/prefect_stack.py up        # all four
     python scripts/prefect_stack.py down      # stop what this script started
     python scripts/prefect_stack.py status
 
@@ -27,11 +28,19 @@ from sentiment_lora.operations.locks import REGISTRY_LIMIT
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ("cpu", "gpu")
+GPU_POOL_LIMIT = int(os.environ.get("SENTIMENT_LORA_GPU_LIMIT", "1"))  # runs at once on `gpu`
+REPORT_PORT = int(os.environ.get("SENTIMENT_LORA_REPORT_PORT", "8765"))  # the links' default
 
 
-def stack_env(home: Path, port: int, *, host: str = "127.0.0.1") -> dict[str, str]:
-    """Environment for the server, the CLI calls and the workers."""
+def stack_env(
+    home: Path, port: int, *, host: str = "127.0.0.1", db_url: str | None = None
+) -> dict[str, str]:
+    """Environment for the server, the CLI calls and the workers. ``db_url`` (e.g. a
+    ``postgresql+asyncpg://`` URL from scripts/postgres.py) becomes the server's database;
+    without it the server keeps SQLite under ``home``."""
     env = dict(os.environ)
+    if db_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = db_url
     env.update(
         PREFECT_HOME=str(home),
         PREFECT_API_URL=f"http://{host}:{port}/api",
@@ -112,8 +121,9 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
     return proc
 
 
-def deploy(env: dict[str, str]) -> None:
-    """Create the process pools and deploy everything in prefect.yaml (idempotent)."""
+def deploy(env: dict[str, str], *, gpu_limit: int = GPU_POOL_LIMIT) -> None:
+    """Create the process pools (``gpu`` limited to ``gpu_limit`` runs at once) and deploy
+    everything in prefect.yaml (idempotent)."""
     for pool in POOLS:
         subprocess.run(
             _prefect("work-pool", "create", pool, "--type", "process", "--overwrite"),
@@ -122,6 +132,13 @@ def deploy(env: dict[str, str]) -> None:
             check=True,
             capture_output=True,
         )
+    subprocess.run(
+        _prefect("work-pool", "set-concurrency-limit", "gpu", str(gpu_limit)),
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     # Gate and promotion hold this limit (tasks/locking.py): one run at a time, any machine.
     subprocess.run(
         [
@@ -161,6 +178,44 @@ def start_worker(
     return proc
 
 
+def start_report_server(
+    env: dict[str, str], *, reports_dir: Path, registry_dir: Path, port: int = REPORT_PORT
+) -> subprocess.Popen:
+    """``sentiment-lora serve-reports`` for ``reports_dir`` on 127.0.0.1:``port``; waits until
+    it answers. The flows' report links point here (``options.report_base_url``)."""
+    home = Path(env["PREFECT_HOME"])
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "sentiment_lora.cli",
+        "serve-reports",
+        "--reports-dir",
+        str(reports_dir),
+        "--registry-dir",
+        str(registry_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = _spawn(cmd, env, home / "stack" / "report-server.log")
+    _record(home, "report-server", proc)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"report server exited; see {home / 'stack' / 'report-server.log'}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop([proc])
+    raise TimeoutError(f"report server at {url} not answering after 60 s")
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     """Terminate processes (and their process groups), then kill what is left after 10 s."""
     for proc in procs:
@@ -178,32 +233,85 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def stop_recorded(home: Path) -> list[str]:
-    """Stop every process recorded under ``home`` by earlier commands."""
+    """Stop every process recorded under ``home`` by earlier commands, then the PostgreSQL
+    cluster recorded there (``stack/postgres.json``) once they are gone (20 s at most)."""
     pids = home / "stack" / "pids.json"
-    if not pids.exists():
-        return []
+    cluster = home / "stack" / "postgres.json"
+    recorded = json.loads(pids.read_text()) if pids.exists() else {}
     stopped = []
-    for name, pid in json.loads(pids.read_text()).items():
+    for name, pid in recorded.items():
         try:
             os.killpg(pid, signal.SIGTERM)
             stopped.append(name)
         except ProcessLookupError:
             pass
-    pids.unlink()
+    pids.unlink(missing_ok=True)
+    if cluster.exists():
+        deadline = time.monotonic() + 20  # the server first: it holds connections
+        for pid in recorded.values():
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.5)
+        try:
+            import postgres  # scripts/postgres.py (scripts/ is sys.path[0] for the script)
+        except ImportError:
+            from scripts import postgres
+        if postgres.stop(Path(json.loads(cluster.read_text())["directory"])):
+            stopped.append("postgres")
+        cluster.unlink()
     return stopped
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("command", choices=["server", "deploy", "workers", "up", "down", "status"])
+    p.add_argument(
+        "command", choices=["server", "deploy", "workers", "reports", "up", "down", "status"]
+    )
     p.add_argument("--home", default=os.environ.get("PREFECT_HOME", str(ROOT / ".prefect")))
     p.add_argument(
         "--host", default="127.0.0.1", help="address the server binds (default 127.0.0.1)"
     )
     p.add_argument("--port", type=int, default=4200)
+    p.add_argument(
+        "--db",
+        default=os.environ.get("SENTIMENT_LORA_DB", "sqlite"),
+        help="server database: sqlite (default; $SENTIMENT_LORA_DB) or postgres (a cluster "
+        "under $PREFECT_HOME/postgres, started by server/up, stopped by down)",
+    )
+    p.add_argument(
+        "--db-port",
+        type=int,
+        default=os.environ.get("SENTIMENT_LORA_DB_PORT"),
+        help="PostgreSQL port on 127.0.0.1 ($SENTIMENT_LORA_DB_PORT; default 5433 or a free one)",
+    )
     args = p.parse_args(argv)
-    env = stack_env(Path(args.home).resolve(), args.port, host=args.host)
+    if args.db not in ("sqlite", "postgres"):
+        p.error(f"--db (or SENTIMENT_LORA_DB) must be sqlite or postgres, not {args.db!r}")
+    home = Path(args.home).resolve()
+    db_url = None
+    if args.db == "postgres" and args.command in ("server", "up"):
+        try:
+            import postgres  # scripts/postgres.py (scripts/ is sys.path[0] for the script)
+        except ImportError:
+            from scripts import postgres
+        (home / "stack").mkdir(parents=True, exist_ok=True)
+        try:
+            cluster = postgres.ensure_cluster(
+                home / "postgres", port=args.db_port, log=home / "stack" / "postgres.log"
+            )
+            record = {"directory": str(cluster.directory), "port": cluster.port}
+            (home / "stack" / "postgres.json").write_text(json.dumps(record))
+            postgres.start(cluster)
+        except postgres.PostgresError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        db_url = cluster.url
+        print(f"PostgreSQL: 127.0.0.1:{cluster.port}, {cluster.directory}, log {cluster.log}")
+    env = stack_env(home, args.port, host=args.host, db_url=db_url)
     if args.command in ("server", "up"):
         start_server(env)
         print(f"Prefect server: http://{args.host}:{args.port} (UI), home {env['PREFECT_HOME']}")
@@ -214,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         for pool in POOLS:
             start_worker(env, pool)
         print(f"workers started; logs in {env['PREFECT_HOME']}/stack/")
+    if args.command in ("reports", "up"):
+        start_report_server(env, reports_dir=ROOT / "reports", registry_dir=ROOT / "registry")
+        print(f"report server: http://127.0.0.1:{REPORT_PORT}/ (reports/, registry/)")
     if args.command == "down":
         print("stopped:", ", ".join(stop_recorded(Path(env["PREFECT_HOME"]))) or "nothing")
     if args.command == "status":

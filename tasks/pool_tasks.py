@@ -5,7 +5,12 @@ from prefect.deployments import run_deployment
 from prefect.logging import get_run_logger
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.operations.storage import download_to_mirror, is_url
+from sentiment_lora.operations.storage import (
+    download_to_mirror,
+    get_text,
+    is_url,
+    result_location,
+)
 from tasks.pipeline_tasks import ConfigRun
 
 TRAIN_DEPLOYMENT = "sst2-train-config/sst2-train-config"
@@ -41,8 +46,8 @@ def train_on_pool(
             f"child run {child.name} ({deployment}, config {hp.name}) ended "
             f"{child.state.name}: {child.state.message}"
         )
-    result = child.state.result()
-    run = result if isinstance(result, ConfigRun) else ConfigRun.model_validate(result)
+    # The child wrote its result to the artifacts root: readable from any machine.
+    run = ConfigRun.model_validate_json(get_text(result_location(artifacts_dir, str(child.id))))
     url = run.training.adapter_dir
     if is_url(url):  # bring the child's adapter into this machine's mirror of the root
         local = download_to_mirror(url, artifacts_dir)

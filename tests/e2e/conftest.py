@@ -3,6 +3,7 @@ home, the `cpu` and `gpu` process pools, every deployment of prefect.yaml and on
 pool, all started by scripts/prefect_stack.py (what `make stack` uses) and stopped afterwards."""
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,18 @@ def _load_stack_module():
 stack_module = _load_stack_module()
 
 
+def _other_machine(home: Path) -> dict[str, str]:
+    """Environment of a worker that shares nothing local with the rest of the stack."""
+    checkout = home / "gpu-checkout"
+    for part in ("flows", "tasks"):
+        shutil.copytree(ROOT / part, checkout / part, ignore=shutil.ignore_patterns("__pycache__"))
+    return {
+        "PREFECT_HOME": str(home / "gpu-home"),
+        "SENTIMENT_LORA_ROOT": str(checkout),
+        "SENTIMENT_LORA_CACHE_DIR": str(home / "gpu-cache"),
+    }
+
+
 @pytest.fixture(scope="session")
 def prefect_stack(tmp_path_factory):
     """Yields the stack's environment (PREFECT_API_URL, PREFECT_HOME, ...)."""
@@ -32,13 +45,22 @@ def prefect_stack(tmp_path_factory):
     procs = [stack_module.start_server(env)]
     try:
         stack_module.deploy(env)
-        # The gpu worker mirrors URL artifact roots in its own cache, like another machine.
         procs.append(stack_module.start_worker(env, "cpu"))
+        # The gpu worker is "another machine": its own Prefect home, working copy and artifact
+        # cache. Nothing is shared with the parent but the server's URL and the artifacts root.
+        procs.append(stack_module.start_worker(env, "gpu", extra_env=_other_machine(home)))
+        # The stack's own report server, as `make stack` starts it (for the UI test's links).
+        reports, port = home / "reports", stack_module.free_port()
         procs.append(
-            stack_module.start_worker(
-                env, "gpu", extra_env={"SENTIMENT_LORA_CACHE_DIR": str(home / "gpu-cache")}
+            stack_module.start_report_server(
+                env, reports_dir=reports, registry_dir=home / "registry", port=port
             )
         )
+        env = {
+            **env,
+            "SENTIMENT_LORA_REPORT_URL": f"http://127.0.0.1:{port}",
+            "SENTIMENT_LORA_REPORTS_DIR": str(reports),
+        }
         with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
             yield env
     finally:

@@ -13,6 +13,8 @@ from prefect.client.schemas.filters import (
 )
 from prefect.deployments import run_deployment
 
+from sentiment_lora.operations.storage import get_text, result_location
+from tasks.pipeline_tasks import ConfigRun
 from tests.e2e.conftest import small_run_parameters
 
 pytestmark = pytest.mark.slow
@@ -22,7 +24,15 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-weekly-retrain")
         assert deployment.work_pool_name == "cpu"
-        assert deployment.parameters == {"options": {"gate": True}}
+        assert deployment.parameters == {
+            "profile": "full",
+            "options": {"gate": True, "backend": "work-pool"},
+        }
+        # One production run at a time: a run started while one is active is cancelled.
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+        # Gate and promotion of every run hold this limit (created by `make deploy`).
+        assert client.read_global_concurrency_limit_by_name("sentiment-lora-registry").limit == 1
         (schedule,) = deployment.schedules
         assert schedule.active
         assert schedule.schedule.cron == "0 3 * * 1"
@@ -63,7 +73,14 @@ def test_full_pipeline_fans_out_to_the_gpu_pool(
     assert len(children) == 2
     assert {c.work_pool_name for c in children} == {"gpu"}
     assert all(c.state.is_completed() for c in children)
-    child_results = {r.training.config_name: r for r in (c.state.result() for c in children)}
+    # Each child's result is read where the parent reads it: in the shared artifacts root
+    # (the gpu worker has its own Prefect home and working copy, like another machine).
+    root = params["options"]["artifacts_dir"]
+    child_runs = [
+        ConfigRun.model_validate_json(get_text(result_location(root, str(c.id)))) for c in children
+    ]
+    child_results = {r.training.config_name: r for r in child_runs}
+    assert (Path(prefect_stack["PREFECT_HOME"]) / "gpu-home").is_dir()
     assert set(child_results) == {"lr2e-3-r8", "lr1e-3-r4"}
 
     # The parent's results are the children's.

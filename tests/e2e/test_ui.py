@@ -6,7 +6,7 @@ Screenshots of every step are kept under ``<tmp_path>/screens``; a failing step 
 its screenshot in the assertion message.
 """
 
-import threading
+import io
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,14 +15,13 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import DeploymentUpdate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from pypdf import PdfReader
 
-from sentiment_lora.reporting.server import create_app
-from tests.e2e.conftest import small_run_parameters, stack_module
+from tests.e2e.conftest import small_run_parameters
 
 pytestmark = pytest.mark.slow
 
@@ -45,25 +44,9 @@ RUN_TIMEOUT_S = 480
 
 
 @pytest.fixture
-def report_server(tmp_path: Path) -> Iterator[str]:
-    """The project's report server for ``<tmp_path>/reports`` on a free loopback port."""
-    port = stack_module.free_port()
-    config = uvicorn.Config(
-        create_app(tmp_path / "reports"), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="report-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail(f"report server did not start on 127.0.0.1:{port}")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def report_server(prefect_stack) -> str:
+    """The stack's own report server (started as `make stack` starts it)."""
+    return prefect_stack["SENTIMENT_LORA_REPORT_URL"]
 
 
 @pytest.fixture
@@ -79,6 +62,7 @@ def small_quick_run(prefect_stack, sst2_dir: Path, tmp_path: Path, report_server
     """
     params = small_run_parameters(tmp_path, sst2_dir)
     params["options"]["report_base_url"] = report_server
+    params["options"]["reports_dir"] = prefect_stack["SENTIMENT_LORA_REPORTS_DIR"]
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name(DEPLOYMENT)
         original = deployment.parameters
@@ -259,6 +243,8 @@ def test_quick_run_from_the_ui_links_to_the_pdf_report(
         finally:
             context.close()
 
-    # The link serves the file the run wrote.
+    # The link serves the file the run wrote: that run's PDF.
     run_id = pdf_url.rsplit("/", 2)[-2]
     assert body == (Path(params["options"]["reports_dir"]) / run_id / "report.pdf").read_bytes()
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(body)).pages)
+    assert run_id in text

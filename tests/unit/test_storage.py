@@ -7,9 +7,12 @@ import pytest
 from sentiment_lora.operations.storage import (
     download_dir,
     download_to_mirror,
+    get_text,
     is_url,
     local_root,
+    put_text,
     remote_path,
+    result_location,
     upload_dir,
 )
 
@@ -59,3 +62,19 @@ def test_download_to_mirror_keeps_the_path_under_the_root(tmp_path: Path) -> Non
     for outside in (f"file://{tmp_path}/other/x", f"{root}/../escape"):
         with pytest.raises(ValueError, match="not under the artifacts root"):
             download_to_mirror(outside, root, cache_dir=tmp_path / "cache")
+
+
+@pytest.mark.parametrize("scheme", ["path", "file", "memory"])
+def test_results_round_trip_through_the_artifacts_root(tmp_path: Path, scheme: str) -> None:
+    root = {
+        "path": str(tmp_path / "root"),
+        "file": f"file://{tmp_path}/root",
+        "memory": f"memory://results-{tmp_path.name}",
+    }[scheme]
+    location = result_location(root, "0a1b")
+    assert location == f"{root}/results/0a1b.json"
+    put_text(location, '{"ok": true}')
+    put_text(location, '{"ok": 2}')  # replaced whole
+    assert get_text(location) == '{"ok": 2}'
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        get_text(result_location(root, "missing"))

@@ -71,3 +71,32 @@ def download_to_mirror(url: str, root: str, *, cache_dir: Path | None = None) ->
     if not url.startswith(prefix) or ".." in url[len(prefix) :].split("/"):
         raise ValueError(f"artifacts: {url} is not under the artifacts root {root}")
     return download_dir(url, local_root(root, cache_dir=cache_dir) / url[len(prefix) :])
+
+
+RESULTS_DIR = "results"
+
+
+def result_location(root: str, run_id: str) -> str:
+    """Where a child run's result is kept in the artifacts root (a path or an fsspec URL)."""
+    return f"{root.rstrip('/')}/{RESULTS_DIR}/{run_id}.json"
+
+
+def put_text(location: str, text: str) -> str:
+    """Write ``text`` at ``location`` (a local path or an fsspec URL), whole or not at all:
+    written under a temporary name, then moved into place."""
+    fs, path = fsspec.core.url_to_fs(location)
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with fs.open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    fs.mv(tmp, path)
+    return location
+
+
+def get_text(location: str) -> str:
+    """The text at ``location`` (a local path or an fsspec URL); FileNotFoundError naming it."""
+    fs, path = fsspec.core.url_to_fs(location)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"artifacts: {location} does not exist")
+    with fs.open(path, "r", encoding="utf-8") as fh:
+        return fh.read()
