@@ -56,6 +56,7 @@ from tasks.pipeline_tasks import (
     write_results,
 )
 from tasks.pool_tasks import train_on_pool
+from tasks.events import emit_data_drift
 from tasks.lineage_tasks import data_diff, snapshot_data_fresh
 from tasks.locking import registry_guard
 from tasks.registry_tasks import (
@@ -139,6 +140,8 @@ def sst2_lora_pipeline(
             _champion_snapshot(options.registry_dir),
             config.stats.alpha,
         )
+        if diff.drifted:  # here, not in the cached task: a cache hit alerts again
+            emit_data_drift(diff, run_id=run_id, data_dir=data_dir)
         decision = None
         if options.gate:
             decision = champion_gate(

@@ -162,6 +162,10 @@ def deploy(env: dict[str, str], *, gpu_limit: int = GPU_POOL_LIMIT) -> None:
     )
     if done.returncode != 0:
         raise RuntimeError(f"prefect deploy failed:\n{done.stdout}\n{done.stderr}")
+    # Alerts kept in alerts.yaml: upserted by name; "alerts are off" without a webhook URL.
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "alerts.py")], env=env, cwd=ROOT, check=True
+    )
 
 
 def start_worker(

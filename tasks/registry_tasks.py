@@ -27,6 +27,7 @@ from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
 from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.lora import TrainingResult
+from tasks.events import CHAMPION_PROMOTED, emit_champion_changed
 
 
 @task(name="champion-gate")
@@ -78,6 +79,7 @@ def promote_champion(
     get_run_logger().info(
         "new champion %s: %s from run %s", record.version, record.config_name, record.run_id
     )
+    emit_champion_changed(record, registry_dir, event=CHAMPION_PROMOTED)
     return record
 
 

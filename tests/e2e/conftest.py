@@ -42,6 +42,7 @@ def prefect_stack(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("prefect-home")
     env = stack_module.stack_env(home, stack_module.free_port())
+    env.pop("SENTIMENT_LORA_ALERT_WEBHOOK", None)  # never alert a developer's real webhook
     procs = [stack_module.start_server(env)]
     try:
         stack_module.deploy(env)
