@@ -14,8 +14,13 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
 STACK := $(BIN)/python scripts/prefect_stack.py
+# Database of the stack's server: `make stack DB=postgres` (or SENTIMENT_LORA_DB=postgres); the
+# PostgreSQL port: DB_PORT=... (or SENTIMENT_LORA_DB_PORT; default 5433, else a free one).
+DB ?= $(or $(SENTIMENT_LORA_DB),sqlite)
+STACK_DB_ARGS := --db $(DB) $(if $(DB_PORT),--db-port $(DB_PORT))
+STACK_DB_DEPS := $(if $(filter postgres,$(DB)),postgres)
 
-.PHONY: setup run test e2e lint clean browser server deploy stack stack-down
+.PHONY: setup run test e2e lint clean browser postgres server deploy stack stack-down
 
 setup: $(VENV)/.installed data/sst2/train.tsv
 
@@ -37,26 +42,32 @@ data/sst2/train.tsv: | $(VENV)/.installed
 run: setup
 	$(BIN)/python flows/full.py $(ARGS)
 
-test: setup browser
+test: setup browser postgres
 	$(BIN)/python -m pytest -q
 
 # Only the end-to-end tests: a real Prefect server, pools, deployments, workers and a browser.
-e2e: setup browser
+e2e: setup browser postgres
 	$(BIN)/python -m pytest -q tests/e2e
 
 # Headless Chromium for the Prefect UI test (Debian package; Playwright cannot download one here).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# PostgreSQL (Debian package) for `make stack DB=postgres` and tests/e2e/test_postgres.py.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
+
 # Local Prefect stack (SQLite under .prefect/, bound to 127.0.0.1:4200). `make stack` = server +
-# pools + deployments + one worker per pool; `make stack-down` stops it.
-server: setup
-	$(STACK) server
+# pools + deployments + one worker per pool + report server; `make stack-down` stops it (and the
+# PostgreSQL cluster under .prefect/postgres that `make stack DB=postgres` started).
+server: setup $(STACK_DB_DEPS)
+	$(STACK) server $(STACK_DB_ARGS)
 deploy: setup
 	$(STACK) deploy
 	$(STACK) workers
-stack: setup
-	$(STACK) up
+stack: setup $(STACK_DB_DEPS)
+	$(STACK) up $(STACK_DB_ARGS)
 stack-down:
 	$(STACK) down
 
