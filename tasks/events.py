@@ -1,27 +1,14 @@
 """Prefect events the pipeline emits for alerts (see alerts.yaml): a champion promoted, data
 drifted. Their names, resources and payloads are the contract the automations match."""
 
-import hashlib
-from pathlib import Path
-
 from prefect.events import emit_event
 
 from sentiment_lora.evidence.data_diff import DataDiff
+from sentiment_lora.operations.events import registry_resource
 from sentiment_lora.operations.registry import VersionRecord
 
 CHAMPION_PROMOTED = "sentiment-lora.champion.promoted"
-CHAMPION_ROLLED_BACK = "sentiment-lora.champion.rolled-back"
 DATA_DRIFT = "sentiment-lora.data.drift"
-
-
-def registry_resource(registry_dir: str) -> dict[str, str]:
-    """The event resource of a registry: one id per registry directory."""
-    path = str(Path(registry_dir).resolve())
-    digest = hashlib.sha256(path.encode()).hexdigest()[:12]
-    return {
-        "prefect.resource.id": f"sentiment-lora.registry.{digest}",
-        "prefect.resource.name": path,
-    }
 
 
 def emit_champion_changed(record: VersionRecord, registry_dir: str, *, event: str) -> None:

@@ -5,12 +5,23 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sentiment_lora.cli_options import ModelOptions
-from sentiment_lora.config import RunOptions, TrainConfig
+from sentiment_lora.config import DataConfig, RunOptions, TrainConfig
+from sentiment_lora.operations.events import (
+    CHAMPION_ROLLED_BACK,
+    DATA_RESOURCE,
+    DATA_UPDATED,
+    api_url,
+    registry_resource,
+    send_event,
+)
 from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import LATEST, MODEL_DIR
+
+if TYPE_CHECKING:  # importing it loads pandas and scikit-learn: only `data add` needs them
+    from sentiment_lora.operations.data_versions import DataUpdate
 
 # Options shared with the pipeline come from the models' fields (names, defaults, help).
 PREDICT_OPTIONS = ModelOptions(
@@ -19,6 +30,9 @@ PREDICT_OPTIONS = ModelOptions(
 )
 SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir", "registry_dir"))
 REGISTRY_OPTIONS = ModelOptions({"options": RunOptions}, only=("registry_dir",))
+DATA_OPTIONS = ModelOptions({"data": DataConfig}, only=("data_dir",))
+# The Prefect event `data add` emits; a deployment trigger on it starts a retraining run.
+DATA_EVENT, DATA_RESOURCE = DATA_UPDATED, DATA_RESOURCE
 
 
 def _read_lines(source: TextIO) -> Iterator[str]:
@@ -240,6 +254,101 @@ def cmd_champion_rollback(args: argparse.Namespace) -> int:
         f"test macro-F1 {champion.test_f1_macro:.4f}), was {change.previous_version or '-'}"
     )
     print(f"reason: {change.reason}")
+    if url := api_url():  # for the alerts (alerts.yaml)
+        payload = {
+            "run_id": champion.run_id,
+            "version": champion.version,
+            "previous_version": change.previous_version,
+            "config_name": champion.config_name,
+            "test_accuracy": champion.test_accuracy,
+            "test_f1_macro": champion.test_f1_macro,
+            "reason": change.reason,
+        }
+        try:
+            send_event(
+                CHAMPION_ROLLED_BACK, registry_resource(_registry_dir(args)), payload, url=url
+            )
+        except OSError as exc:
+            print(f"warning: the rollback event could not be sent to {url} ({exc})")
+    return 0
+
+
+def _print_data_update(update: "DataUpdate") -> None:
+    train = Path(update.data_dir) / "train.tsv"
+    print(
+        f"{update.source}: {update.rows_read} rows read, {update.duplicates_dropped} duplicates "
+        f"dropped ({update.duplicates_in_train} already in train.tsv, "
+        f"{update.duplicates_in_file} repeated in the file)"
+    )
+    if update.version is None:
+        print(f"nothing to add: {train} unchanged ({update.rows_before} rows)")
+        return
+    would = "would be " if update.dry_run else ""
+    new, old = update.version, update.previous
+    print(
+        f"{train}: {update.rows_added} rows {would}added, {update.rows_relabelled} {would}"
+        f"relabelled ({update.rows_before} -> {update.rows_after} rows)"
+    )
+    print(f"new version {new.version}: sha256 {new.sha256}")
+    print(f"previous version {old.version}: sha256 {old.sha256}, kept as {old.file}")
+    if update.dry_run:
+        print("dry run: nothing written")
+
+
+def emit_data_updated(update: "DataUpdate", api_url: str) -> None:
+    """Send the ``sentiment-lora.data.updated`` event to the Prefect server at ``api_url``.
+
+    A plain ``POST {api_url}/events`` (Prefect's REST route "Create Events"), not
+    ``prefect.events.emit_event``: importing prefect takes seconds, and src/ imports no prefect.
+    """
+    if update.version is None:
+        raise ValueError("update: train.tsv did not change; there is no event to send")
+    event = {
+        "event": DATA_EVENT,
+        "resource": {
+            "prefect.resource.id": DATA_RESOURCE,
+            "sentiment-lora.data-dir": update.data_dir,
+        },
+        "payload": {
+            "version": update.version.version,
+            "sha256": update.version.sha256,
+            "rows_added": update.rows_added,
+            "rows_relabelled": update.rows_relabelled,
+            "rows": update.rows_after,
+            "previous_sha256": update.previous.sha256,
+        },
+    }
+    send_event(event["event"], event["resource"], event["payload"], url=api_url)
+
+
+def cmd_data_add(args: argparse.Namespace) -> int:
+    """Append new labelled rows to a data directory's train.tsv as a new version."""
+    from sentiment_lora.cli_options import OptionError
+    from sentiment_lora.operations.data_versions import DataVersionError, add_rows
+    from sentiment_lora.training.data import DataFormatError
+
+    try:
+        data_dir = DATA_OPTIONS.build(args, "data").data_dir
+        update = add_rows(
+            data_dir, args.file, allow_relabel=args.allow_relabel, dry_run=args.dry_run
+        )
+    except (DataFormatError, DataVersionError, OptionError, PermissionError, TimeoutError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _print_data_update(update)
+    url = api_url()
+    if update.version is None or update.dry_run or not url:
+        return 0
+    try:
+        emit_data_updated(update, url)
+    except OSError as exc:
+        print(
+            f"error: {update.version.version} was recorded, but the event {DATA_EVENT} could not "
+            f"be sent to {url} ({exc}): start the retraining run by hand",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"sent {DATA_EVENT} to {url}")
     return 0
 
 
@@ -293,6 +402,28 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--reason", required=True, help="why (recorded in the ledger)")
     REGISTRY_OPTIONS.add_to(back)
     back.set_defaults(func=cmd_champion_rollback, uses_models=False)
+    data = sub.add_parser("data", help="the training data: add new labelled rows")
+    data_actions = data.add_subparsers(dest="action", required=True)
+    add = data_actions.add_parser(
+        "add",
+        help="append new rows of a GLUE TSV file to train.tsv as a new version",
+        description=(
+            "Validate FILE (GLUE TSV, header 'sentence<TAB>label'), drop rows train.tsv already "
+            "has, append the rest and record the version in DATA_DIR/versions/manifest.json. "
+            "With PREFECT_API_URL set, emit the Prefect event sentiment-lora.data.updated."
+        ),
+    )
+    add.add_argument("file", metavar="FILE", help="a GLUE TSV file of new labelled rows")
+    DATA_OPTIONS.add_to(add)
+    add.add_argument(
+        "--allow-relabel",
+        action="store_true",
+        help="a sentence train.tsv has with the other label takes FILE's label (default: refuse)",
+    )
+    add.add_argument(
+        "--dry-run", action="store_true", help="print what would change, write nothing"
+    )
+    add.set_defaults(func=cmd_data_add, uses_models=False)
     return parser
 
 

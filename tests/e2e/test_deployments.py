@@ -1,6 +1,10 @@
 """End to end against a real Prefect server, work pools, workers and deployments."""
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -8,13 +12,18 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterParentFlowRunId,
 )
 from prefect.deployments import run_deployment
+from prefect.states import Cancelling
 
+from sentiment_lora.operations.data_versions import read_manifest
 from sentiment_lora.operations.storage import get_text, result_location
 from tasks.pipeline_tasks import ConfigRun
+from tests.conftest import write_tsv
 from tests.e2e.conftest import small_run_parameters
 
 pytestmark = pytest.mark.slow
@@ -119,3 +128,41 @@ def test_a_failed_child_fails_the_parent_with_its_error(
     assert "target_modules" in message, message
     assert not (tmp_path / "reports" / "latest").exists()
     assert not (tmp_path / "registry" / "champion.json").exists()
+
+
+def _automation_runs(client, deployment_id) -> list:
+    runs = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    )
+    return [r for r in runs if r.created_by and r.created_by.type == "AUTOMATION"]
+
+
+def test_adding_rows_starts_exactly_one_run(prefect_stack, sst2_dir: Path, tmp_path: Path) -> None:
+    """Two `sentiment-lora data add` within the trigger's 60 s give one retraining run."""
+    data = tmp_path / "sst2"
+    data.mkdir()
+    for name in ("train.tsv", "dev.tsv"):  # a writable copy: the shared data is read-only
+        (data / name).write_bytes((sst2_dir / name).read_bytes())
+    env = {**os.environ, **prefect_stack}
+    command = [sys.executable, "-m", "sentiment_lora.cli", "data", "add", "--data-dir", str(data)]
+    for i in range(2):
+        new = write_tsv(tmp_path / f"new{i}.tsv", [f"an end to end sentence number {i}\t{i % 2}"])
+        done = subprocess.run(
+            [*command, str(new)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        assert "sent sentiment-lora.data.updated" in done.stdout
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-weekly-retrain")
+        deadline = time.monotonic() + 60
+        while not (runs := _automation_runs(client, deployment.id)):
+            assert time.monotonic() < deadline, "no run was triggered by the data update"
+            time.sleep(1)
+        time.sleep(8)  # a second run, if the debounce failed, would exist by now
+        runs = _automation_runs(client, deployment.id)
+        for run in runs:  # never train the full profile in the test stack
+            client.set_flow_run_state(run.id, Cancelling(), force=True)
+    assert len(runs) == 1, [r.name for r in runs]
+    assert runs[0].parameters["data"]["data_dir"] == str(data.resolve())
+    assert runs[0].parameters["profile"] == "full"
+    assert [v.version for v in read_manifest(data).versions] == ["v0001", "v0002", "v0003"]

@@ -1,18 +1,25 @@
 """The sentiment-lora console command."""
 
+import hashlib
 import json
 import shutil
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
 
 from sentiment_lora.cli import main
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.operations import events
+from sentiment_lora.operations.data_versions import read_manifest
 from sentiment_lora.operations.registry import champion_model_dir
 from sentiment_lora.paths import LATEST, MODEL_DIR
 from sentiment_lora.training.data import prepare_sst2
 from sentiment_lora.training.inference import SentimentAnalyzer
 from sentiment_lora.training.lora import train_lora
+from tests.conftest import write_tsv
 
 
 @pytest.fixture(scope="module")
@@ -198,3 +205,176 @@ def test_champion_rollback_errors_are_one_line_with_exit_2(
     assert captured.err.startswith(message) and captured.err.count("\n") == 1
     assert captured.out == ""
     assert (registry / "champion.json").read_bytes() == before
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch) -> Path:
+    """A writable data directory: three training rows; no Prefect server configured (importing
+    flows/ sets PREFECT_API_URL when a local server runs)."""
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    d = tmp_path / "sst2"
+    d.mkdir()
+    write_tsv(d / "train.tsv", ["a good film\t1", "a bad film\t0", "warm and funny\t1"])
+    return d
+
+
+def test_data_add_prints_what_changed(data_dir: Path, tmp_path: Path, capsys) -> None:
+    new = write_tsv(tmp_path / "new.tsv", ["a good film\t1", "new row\t1", "new  row\t1", "x y\t0"])
+    assert main(["data", "add", str(new), "--data-dir", str(data_dir), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "2 rows would be added" in out and out.endswith("dry run: nothing written\n")
+    assert not (data_dir / "versions").exists()
+
+    assert main(["data", "add", str(new), "--data-dir", str(data_dir)]) == 0
+    sha = hashlib.sha256((data_dir / "train.tsv").read_bytes()).hexdigest()
+    assert capsys.readouterr().out.splitlines() == [
+        f"{new}: 4 rows read, 2 duplicates dropped "
+        "(1 already in train.tsv, 1 repeated in the file)",
+        f"{data_dir / 'train.tsv'}: 2 rows added, 0 relabelled (3 -> 5 rows)",
+        f"new version v0002: sha256 {sha}",
+        f"previous version v0001: sha256 {read_manifest(data_dir).versions[0].sha256}, "
+        "kept as versions/train.v0001.tsv",
+    ]
+    assert main(["data", "add", str(new), "--data-dir", str(data_dir)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"nothing to add: {data_dir / 'train.tsv'} unchanged (5 rows)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "message"),
+    [
+        (["fine row\t1", "bad row\tpositive"], [], "new.tsv:3: label must be 0 or 1"),
+        (["a bad film\t1"], [], "new.tsv:2: sentence already in"),
+        (["fine row\t1"], ["--data-dir", "missing"], "missing: data directory not found"),
+    ],
+)
+def test_data_add_errors_are_one_line_with_exit_2(
+    data_dir: Path, tmp_path: Path, capsys, rows: list[str], extra: list[str], message: str
+) -> None:
+    new = write_tsv(tmp_path / "new.tsv", rows)
+    before = (data_dir / "train.tsv").read_bytes()
+    assert main(["data", "add", str(new), "--data-dir", str(data_dir), *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert message in captured.err and captured.out == ""
+    assert (data_dir / "train.tsv").read_bytes() == before
+    assert not (data_dir / "versions").exists()
+
+
+def test_data_add_refuses_a_symlinked_data_dir(data_dir: Path, tmp_path: Path, capsys) -> None:
+    link = tmp_path / "link"
+    link.symlink_to(data_dir)
+    new = write_tsv(tmp_path / "new.tsv", ["fine row\t1"])
+    assert main(["data", "add", str(new), "--data-dir", str(link)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {link}: is a symbolic link") and "copy it first" in err
+    assert sorted(p.name for p in data_dir.iterdir()) == ["train.tsv"]
+
+
+def test_data_add_emits_the_event_only_with_a_prefect_server(
+    data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    sent: list[tuple[str, object, dict]] = []
+    monkeypatch.setattr(events, "_post_json", lambda *args: sent.append(args))
+    where = ["--data-dir", str(data_dir)]
+    assert main(["data", "add", str(write_tsv(tmp_path / "a.tsv", ["row a\t1"])), *where]) == 0
+    assert sent == []  # no server configured
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api/")
+    monkeypatch.setenv("PREFECT_API_KEY", "secret")
+    assert main(["data", "add", str(write_tsv(tmp_path / "b.tsv", ["row b\t0"])), *where]) == 0
+    ((url, body, headers),) = sent
+    assert url == "http://127.0.0.1:4200/api/events"
+    assert headers["Authorization"] == "Bearer secret"
+    (event,) = body
+    version = read_manifest(data_dir).versions[-1]
+    assert event["event"] == "sentiment-lora.data.updated"
+    assert event["resource"] == {
+        "prefect.resource.id": "sentiment-lora.data",
+        "sentiment-lora.data-dir": str(data_dir.resolve()),
+    }
+    assert event["payload"]["version"] == version.version == "v0003"
+    assert event["payload"]["sha256"] == version.sha256
+    assert event["payload"]["rows_added"] == 1
+    assert capsys.readouterr().out.endswith(
+        "sent sentiment-lora.data.updated to http://127.0.0.1:4200/api/\n"
+    )
+
+    # nothing added, or a dry run: no event
+    assert main(["data", "add", str(tmp_path / "b.tsv"), *where]) == 0
+    assert (
+        main(["data", "add", str(write_tsv(tmp_path / "c.tsv", ["c\t1"])), *where, "--dry-run"])
+        == 0
+    )
+    assert len(sent) == 1
+
+
+def test_data_add_event_is_what_the_prefect_server_accepts(
+    data_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    from prefect.server.events.schemas.events import Event
+    from pydantic import TypeAdapter
+
+    received: list[tuple[str, dict, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{server.server_port}/api")
+        new = write_tsv(tmp_path / "new.tsv", ["row a\t1"])
+        assert main(["data", "add", str(new), "--data-dir", str(data_dir)]) == 0
+    finally:
+        server.shutdown()
+    ((path, headers, body),) = received
+    assert path == "/api/events"
+    assert headers["Content-Type"] == "application/json"
+    (event,) = TypeAdapter(list[Event]).validate_json(body)  # the server's own model
+    assert event.event == "sentiment-lora.data.updated"
+    assert event.resource.id == "sentiment-lora.data"
+    assert event.payload["rows_added"] == 1
+
+
+def test_data_add_reports_an_event_it_could_not_send(
+    data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{port}/api")
+    new = write_tsv(tmp_path / "new.tsv", ["row a\t1"])
+    assert main(["data", "add", str(new), "--data-dir", str(data_dir)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: v0002 was recorded, but the event sentiment-lora.data.updated")
+    assert read_manifest(data_dir).versions[-1].version == "v0002"
+
+
+def test_rollback_sends_its_event_with_a_prefect_server(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    sent: list[tuple[str, object, dict]] = []
+    monkeypatch.setattr(events, "_post_json", lambda *args: sent.append(args))
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    _registry_with_runs(registry, tmp_path)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    where = ["--registry-dir", str(registry)]
+    assert main(["champion", "rollback", "v0001", "--reason", "b regressed", *where]) == 0
+    ((url, body, _),) = sent
+    (event,) = body
+    assert url == "http://127.0.0.1:4200/api/events"
+    assert event["event"] == "sentiment-lora.champion.rolled-back"
+    assert event["resource"]["prefect.resource.id"].startswith("sentiment-lora.registry.")
+    assert event["payload"]["version"] == "v0001" and event["payload"]["reason"] == "b regressed"
+    assert event["payload"]["run_id"] == "run-a" and event["payload"]["previous_version"] == "v0002"
