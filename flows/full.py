@@ -12,6 +12,7 @@ if __package__ in (None, ""):  # run as `python flows/full.py`: make `flows`, `t
 import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefect import)
 
 import argparse
+import logging
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -34,6 +35,7 @@ from sentiment_lora.config import (
     default_profile,
     resolve_path,
 )
+from sentiment_lora.errors import DEBUG_ENV, HideUserErrorTracebacks, UserError, debug_requested
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
@@ -219,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune, select and evaluate LoRA sentiment classifiers on SST-2."
     )
     parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error in the input too (or set {DEBUG_ENV}=1)",
+    )
+    parser.add_argument(
         "--profile",
         choices=get_args(Profile),
         default=None,
@@ -246,14 +253,31 @@ def flow_parameters(argv: list[str] | None = None) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate the options and the environment, run the flow, print where the results are."""
+    """Validate the options and the environment, run the flow, print where the results are.
+
+    An error in the input, found before Prefect starts or inside a task, ends as one line
+    ``error: ...`` and exit 2 (``--debug`` shows the traceback); other errors keep theirs.
+    """
+    debug = debug_requested("--debug" in (sys.argv[1:] if argv is None else argv))
     try:
         parameters = flow_parameters(argv)
         preflight(build_pipeline_config(**parameters))  # before Prefect starts anything
     except (ValueError, ValidationError) as exc:
+        if debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    run_dir = sst2_lora_pipeline(**parameters)
+    if not debug:  # the run's log keeps the message; the console no traceback
+        for logger in (logging.getLogger(), logging.getLogger("prefect")):
+            for handler in logger.handlers:  # the console handler is the root logger's
+                handler.addFilter(HideUserErrorTracebacks())
+    try:
+        run_dir = sst2_lora_pipeline(**parameters)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"results: {run_dir}/fine_tuning_results.json")
     print(f"report:  {run_dir}/report.pdf")
     return 0

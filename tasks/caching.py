@@ -13,6 +13,7 @@ from prefect.context import TaskRunContext
 from pydantic import BaseModel
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
@@ -25,6 +26,19 @@ from sentiment_lora.training.modeling import (
 
 # Task options of every cached task: results persisted and kept until their key changes.
 CACHED = {"persist_result": True, "cache_expiration": None}
+
+
+def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry_condition_fn: retry transient failures, not an error in the input."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:  # noqa: BLE001 (any other failure may be transient)
+        return True
+    return True
+
+
 # Fields of TrainConfig that do not change a trained model.
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")

@@ -35,6 +35,7 @@ from tasks.caching import (
     prepare_cache_key,
     prepared_complete,
     prepared_dir,
+    retry_unless_user_error,
     train_cache_key,
     training_dir,
 )
@@ -49,7 +50,12 @@ class ConfigRun(BaseModel):
 
 
 @task(
-    name="prepare-data", cache_key_fn=prepare_cache_key, retries=1, retry_delay_seconds=5, **CACHED
+    name="prepare-data",
+    cache_key_fn=prepare_cache_key,
+    retries=1,
+    retry_delay_seconds=5,
+    retry_condition_fn=retry_unless_user_error,
+    **CACHED,
 )
 def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     """Validate, clean and split SST-2 into the artifacts root."""
@@ -64,6 +70,7 @@ def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     cache_key_fn=train_cache_key,
     retries=1,
     retry_delay_seconds=10,
+    retry_condition_fn=retry_unless_user_error,
     **CACHED,
 )
 def train_config(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import DataConfig, RunOptions, TrainConfig
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
 from sentiment_lora.operations.events import (
     CHAMPION_ROLLED_BACK,
     DATA_RESOURCE,
@@ -365,6 +366,11 @@ def _quiet_libraries() -> None:
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser with one sub-command per action."""
     parser = argparse.ArgumentParser(prog="sentiment-lora", description=__doc__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error in the input too (or set {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", help="classify sentences, one per line")
     predict.add_argument("file", help="text file with one sentence per line, or - for stdin")
@@ -428,11 +434,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sentiment-lora`` command."""
+    """Entry point of the ``sentiment-lora`` command: a user error is one line and exit 2."""
     args = build_parser().parse_args(argv)
     if args.uses_models:  # importing transformers takes seconds: only where it is needed
         _quiet_libraries()
-    return args.func(args)
+    try:
+        return args.func(args)
+    except UserError as exc:
+        if debug_requested(args.debug):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -15,8 +15,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
+from sentiment_lora.errors import UserError
 
-class OptionError(ValueError):
+
+class OptionError(UserError):
     """A command-line value the models reject; the message starts with the option's flag."""
 
 

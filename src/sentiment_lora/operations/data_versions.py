@@ -32,6 +32,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from sentiment_lora.errors import UserError
 from sentiment_lora.io import atomic_write_bytes, atomic_write_text
 from sentiment_lora.operations.ledger import now_utc
 from sentiment_lora.operations.locks import registry_lock
@@ -60,7 +61,7 @@ def normalize_sentence(sentence: str) -> str:
     return normalize_whitespace(sentence).lower()
 
 
-class DataVersionError(ValueError):
+class DataVersionError(UserError):
     """The data directory cannot take new rows: a link, read-only, or a broken manifest."""
 
 

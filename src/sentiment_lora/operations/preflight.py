@@ -9,12 +9,13 @@ import tempfile
 from pathlib import Path
 
 from sentiment_lora.config import PipelineConfig
+from sentiment_lora.errors import UserError
 from sentiment_lora.operations.storage import is_url
 from sentiment_lora.training.data import source_fingerprint
 from sentiment_lora.training.modeling import ModelLoadError, model_type_of, resolve_model_source
 
 
-class PreflightError(ValueError):
+class PreflightError(UserError):
     """A parameter points at something unusable."""
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.model_selection import train_test_split
 
 from sentiment_lora.config import DataConfig
+from sentiment_lora.errors import UserError
 from sentiment_lora.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ def _short(text: str, limit: int = 60) -> str:
     return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} chars)"
 
 
-class DataFormatError(ValueError):
+class DataFormatError(UserError):
     """A data file is missing or malformed; names the file and, where known, the line."""
 
     def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:

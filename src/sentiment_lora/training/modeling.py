@@ -21,6 +21,7 @@ from transformers import (
 )
 
 from sentiment_lora.config import PRECISIONS, LoraHyperparams
+from sentiment_lora.errors import UserError
 from sentiment_lora.training.data import LABEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ EXTRA_LORA_TARGETS: dict[str, list[str]] = {"distilbert": ["q_lin", "v_lin"]}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
-class ModelLoadError(ValueError):
+class ModelLoadError(UserError):
     """The ``model`` parameter does not name a usable model."""
 
 

@@ -1,0 +1,31 @@
+"""The one base class of the errors a user can fix: a bad file, option, path or model.
+
+Every entry point (``python flows/full.py``, each ``sentiment-lora`` sub-command) catches
+:class:`UserError` once and prints ``error: <message>`` on one line with exit status 2; other
+exceptions are bugs and keep their traceback. ``--debug`` (or ``SENTIMENT_LORA_DEBUG=1``)
+shows the traceback of a user error too.
+"""
+
+import logging
+import os
+
+DEBUG_ENV = "SENTIMENT_LORA_DEBUG"
+
+
+class UserError(ValueError):
+    """An error in the user's input; the message names the file, line, option or path."""
+
+
+def debug_requested(flag: bool = False) -> bool:
+    """True with ``--debug`` or ``SENTIMENT_LORA_DEBUG`` set to a true value."""
+    return flag or os.environ.get(DEBUG_ENV, "").lower() in {"1", "true", "yes"}
+
+
+class HideUserErrorTracebacks(logging.Filter):
+    """A log-handler filter: records of a :class:`UserError` keep their message, not the
+    traceback (the entry point prints the error once, on one line)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True

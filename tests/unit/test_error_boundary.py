@@ -1,0 +1,74 @@
+"""One error boundary per entry point: an error in the input is one line and exit 2."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sentiment_lora.cli import main
+from sentiment_lora.training.modeling import ModelLoadError
+from tasks.caching import retry_unless_user_error
+from tests.conftest import write_tsv
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_user_errors_are_one_line_and_debug_shows_the_traceback(tmp_path: Path, capsys) -> None:
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    sentences = tmp_path / "in.txt"
+    sentences.write_text("a fine film\n", encoding="utf-8")
+    assert main(["predict", "--model-dir", str(not_a_model), str(sentences)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: model-dir: ")
+    with pytest.raises(ModelLoadError):
+        main(["--debug", "predict", "--model-dir", str(not_a_model), str(sentences)])
+
+
+class _Failed:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+    def result(self) -> None:
+        raise self.exc
+
+
+def test_user_errors_are_not_retried() -> None:
+    from sentiment_lora.training.data import DataFormatError
+
+    assert not retry_unless_user_error(None, None, _Failed(DataFormatError("x.tsv", "bad", 3)))
+    assert retry_unless_user_error(None, None, _Failed(ConnectionError("flaky")))
+
+
+def _bad_data(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = [f"a perfectly good sentence number {i}\t{i % 2}" for i in range(40)]
+    rows[1] = "a sentence with a float label\t0.0"  # physical line 3 of the file
+    write_tsv(data / "train.tsv", rows)
+    write_tsv(data / "dev.tsv", rows[2:12])
+    return data
+
+
+@pytest.mark.slow
+def test_a_bad_row_found_inside_the_flow_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    data = _bad_data(tmp_path)
+    command = [
+        sys.executable,
+        str(ROOT / "flows" / "full.py"),
+        "--data-dir", str(data),
+        "--reports-dir", str(tmp_path / "reports"),
+        "--artifacts-dir", str(tmp_path / "artifacts"),
+        "--registry-dir", str(tmp_path / "registry"),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    expected = f"error: {data / 'train.tsv'}:3: label must be 0 or 1, got '0.0'"
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [expected], done.stderr[-3000:]  # once, on one line
+    debug = subprocess.run(
+        [*command, "--debug"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
