@@ -1,6 +1,5 @@
 """Validation, preprocessing and splitting of SST-2."""
 
-import gzip
 import os
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sentiment_lora.training.data import (
     split_train_validation,
 )
 from tests.conftest import write_tsv
+from tests.hostile import HOSTILE, make_hostile
 
 
 @pytest.mark.parametrize(
@@ -177,55 +177,12 @@ def test_nothing_is_written_when_the_data_is_bad(tiny_sst2: Path, tmp_path: Path
     assert not (tmp_path / "out").exists()
 
 
-GOOD = "sentence\tlabel\na fine film\t1\n"
-
-
-@pytest.mark.parametrize(
-    ("data", "where", "reason"),
-    [
-        ((GOOD + "a poor film\t0.0\n").encode(), ":3", "label must be 0 or 1, got '0.0'"),
-        (
-            (GOOD + "a poor\tfilm\t0\n").encode(),
-            ":3",
-            "expected 2 tab-separated fields, got 3: a sentence may not contain a tab",
-        ),
-        (
-            (GOOD + "sentence\tlabel\na poor film\t0\n").encode(),
-            ":3",
-            "the header line again (files joined together?)",
-        ),
-        (
-            (GOOD + "caf\u00e9 film\t0\n").encode("latin-1"),
-            ":3",
-            "invalid UTF-8 (byte 0xe9 at offset 32): is it Latin-1",
-        ),
-        ((GOOD + "a poor film\t0\n").encode("utf-16"), ":1", "is UTF-16 (byte-order mark)"),
-        (GOOD.encode("utf-16-le"), ":1", "NUL character: a binary file, or UTF-16 without"),
-        (gzip.compress(GOOD.encode()), ":1", "is a gzip file: decompress it first"),
-        (b"sentence,label\na film,1\n", ":1", "a CSV file? the columns must be separated"),
-        (b"sentence\tlabel\ra film\t1\r", ":1", "the lines end in a bare CR"),
-    ],
-    ids=[
-        "float-label",
-        "tab-in-sentence",
-        "header-again",
-        "latin-1",
-        "utf-16",
-        "utf-16-no-bom",
-        "gzip",
-        "csv",
-        "bare-cr",
-    ],  # fmt: skip
-)
-def test_hostile_files_name_file_line_and_reason(
-    tmp_path: Path, data: bytes, where: str, reason: str
-) -> None:
-    path = tmp_path / "train.tsv"
-    path.write_bytes(data)
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_hostile_files_name_file_line_and_reason(tmp_path: Path, kind: str) -> None:
+    expected = make_hostile(tmp_path / "train.tsv", kind)
     with pytest.raises(DataFormatError) as err:
-        read_glue_tsv(path)
-    message = str(err.value)
-    assert message.startswith(f"{path}{where}: ") and reason in message and "\n" not in message
+        read_glue_tsv(tmp_path / "train.tsv")
+    assert str(err.value).startswith(expected) and "\n" not in str(err.value)
 
 
 def test_a_link_to_a_system_file_is_named_as_a_link(tmp_path: Path) -> None:
