@@ -68,5 +68,5 @@ def _check(config: PipelineConfig) -> None:
     check_writable_dir(options.registry_dir, parameter="registry_dir")  # the ledger, at least
     if not is_url(options.artifacts_dir):
         check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
-    check_sst2(config.data)  # parsed and split in memory: under a second for SST-2
+    check_sst2(config.data)  # parsed and split in memory: about a second for SST-2
     check_model(config.train.model)

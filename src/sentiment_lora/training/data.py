@@ -295,7 +295,7 @@ def split_sst2(
 def check_sst2(config: DataConfig) -> None:
     """Read the local files and refuse data that cannot train (the preflight's data check).
 
-    Parses and splits in memory without writing or loading a model (under a second for
+    Parses and splits in memory without writing or loading a model (about a second for
     SST-2); a ``hub`` source is checked when the data task loads it.
     """
     if config.source == "local":

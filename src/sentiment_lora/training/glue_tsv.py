@@ -119,18 +119,9 @@ def _check_header(path: Path, first: str) -> None:
 
 def _parse_row(path: Path, number: int, line: str) -> tuple[str, int]:
     fields = line.split("\t")
-    if tuple(field.strip() for field in fields) == HEADER:
-        raise DataFormatError(
-            path, "the header line again (files joined together?): remove it", number
-        )
-    if len(fields) != 2:
-        hint = "a sentence may not contain a tab" if len(fields) > 2 else "no tab before the label"
-        raise DataFormatError(
-            path, f"expected 2 tab-separated fields, got {len(fields)}: {hint}", number
-        )
+    if len(fields) != 2 or fields[1].strip() not in ("0", "1"):
+        _refuse_fields(path, number, fields)
     sentence, label = fields
-    if label.strip() not in ("0", "1"):
-        raise DataFormatError(path, f"label must be 0 or 1, got {_short(label)}", number)
     if not sentence.strip():
         raise DataFormatError(path, "empty sentence", number)
     if len(sentence) > MAX_SENTENCE_CHARS:
@@ -141,6 +132,20 @@ def _parse_row(path: Path, number: int, line: str) -> tuple[str, int]:
             number,
         )
     return sentence, int(label)
+
+
+def _refuse_fields(path: Path, number: int, fields: list[str]) -> None:
+    """Raise the reason a row's fields are wrong (the slow path of :func:`_parse_row`)."""
+    if tuple(field.strip() for field in fields) == HEADER:
+        raise DataFormatError(
+            path, "the header line again (files joined together?): remove it", number
+        )
+    if len(fields) != 2:
+        hint = "a sentence may not contain a tab" if len(fields) > 2 else "no tab before the label"
+        raise DataFormatError(
+            path, f"expected 2 tab-separated fields, got {len(fields)}: {hint}", number
+        )
+    raise DataFormatError(path, f"label must be 0 or 1, got {_short(fields[1])}", number)
 
 
 def read_glue_tsv(path: Path | str) -> pd.DataFrame:
