@@ -323,17 +323,18 @@ def emit_data_updated(update: "DataUpdate", api_url: str) -> None:
 
 
 def cmd_data_add(args: argparse.Namespace) -> int:
-    """Append new labelled rows to a data directory's train.tsv as a new version."""
-    from sentiment_lora.cli_options import OptionError
-    from sentiment_lora.operations.data_versions import DataVersionError, add_rows
-    from sentiment_lora.training.data import DataFormatError
+    """Append new labelled rows to a data directory's train.tsv as a new version.
 
+    A bad file, option or directory raises a UserError (one line, exit 2, from ``main``).
+    """
+    from sentiment_lora.operations.data_versions import add_rows
+
+    data_dir = DATA_OPTIONS.build(args, "data").data_dir
     try:
-        data_dir = DATA_OPTIONS.build(args, "data").data_dir
         update = add_rows(
             data_dir, args.file, allow_relabel=args.allow_relabel, dry_run=args.dry_run
         )
-    except (DataFormatError, DataVersionError, OptionError, PermissionError, TimeoutError) as exc:
+    except TimeoutError as exc:  # another addition holds the lock: try again later
         print(f"error: {exc}", file=sys.stderr)
         return 2
     _print_data_update(update)

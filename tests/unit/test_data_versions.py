@@ -18,6 +18,7 @@ from sentiment_lora.operations.data_versions import (
 )
 from sentiment_lora.training.data import DataFormatError, read_glue_tsv
 from tests.conftest import write_tsv
+from tests.hostile import HOSTILE, make_hostile
 
 TRAIN = ["a good film\t1", "a bad film\t0", "warm and funny\t1"]
 
@@ -279,3 +280,100 @@ def test_rows_match_as_the_data_snapshot_hashes_them(sentence: str) -> None:
     from sentiment_lora.evidence.data_snapshot import normalize_sentence
 
     assert data_versions.normalize_sentence(sentence) == normalize_sentence(sentence)
+
+
+@pytest.mark.parametrize("kind", sorted(HOSTILE))
+def test_a_hostile_file_is_one_line_and_changes_nothing(
+    data_dir: Path, tmp_path: Path, kind: str
+) -> None:
+    add_rows(data_dir, write_tsv(tmp_path / "first.tsv", ["earlier row\t1"]))
+    before = _tree(data_dir)
+    expected = make_hostile(tmp_path / "new.tsv", kind)
+    for dry_run in (True, False):
+        with pytest.raises(DataFormatError) as info:
+            add_rows(data_dir, tmp_path / "new.tsv", dry_run=dry_run)
+        assert str(info.value).startswith(expected) and "\n" not in str(info.value)
+    assert _tree(data_dir) == before
+
+
+@pytest.mark.parametrize("inside", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\r"])
+def test_lines_are_physical_lines_in_both_files(
+    data_dir: Path, tmp_path: Path, inside: str
+) -> None:
+    train = data_dir / "train.tsv"
+    write_tsv(train, [f"a good{inside}film\t1", "a bad film\t0"])
+    new = write_tsv(tmp_path / "new.tsv", [f"new{inside}row one\t1", "a bad film\t1"])
+    with pytest.raises(DataFormatError, match=r"new\.tsv:3: sentence already in .*train\.tsv:3 "):
+        add_rows(data_dir, new)
+    before = train.read_bytes()
+    add_rows(data_dir, write_tsv(tmp_path / "ok.tsv", [f"new{inside}row one\t1", "x y z\t0"]))
+    assert train.read_bytes() == before + f"new{inside}row one\t1\nx y z\t0\n".encode()
+    assert len(read_glue_tsv(train)) == 4
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b'{"schema_version": 1, "versions": [{"version": "v0001", "ti', "Invalid JSON: EOF"),
+        (b"", "Invalid JSON: EOF while parsing a value"),
+        (b"\xff\xfe\x00garbage", "Invalid JSON"),
+        (b"[]", "Input should be an object"),
+    ],
+    ids=["truncated", "empty", "binary", "a-list"],
+)
+def test_a_damaged_manifest_is_named_and_changes_nothing(
+    data_dir: Path, tmp_path: Path, content: bytes, detail: str
+) -> None:
+    add_rows(data_dir, write_tsv(tmp_path / "first.tsv", ["earlier row\t1"]))
+    (data_dir / "versions" / "manifest.json").write_bytes(content)
+    before = _tree(data_dir)
+    with pytest.raises(DataVersionError) as info:
+        add_rows(data_dir, write_tsv(tmp_path / "new.tsv", ["new row\t1"]))
+    message = str(info.value)
+    assert message.startswith(f"{data_dir / 'versions' / 'manifest.json'}: not a data manifest (")
+    assert detail in message and "restore it" in message and "\n" not in message
+    assert _tree(data_dir) == before
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda d: (d / "versions").write_text("x"), "versions: is not a directory"),
+        (lambda d: (d / "versions" / "manifest.json").mkdir(parents=True), "json: is not a file"),
+        (lambda d: (d / "train.tsv").unlink() or (d / "train.tsv").mkdir(), "train.tsv: is a dir"),
+    ],
+    ids=["versions-is-a-file", "manifest-is-a-directory", "train-is-a-directory"],
+)
+def test_parts_of_the_wrong_kind_are_refused(
+    data_dir: Path, tmp_path: Path, make, message: str
+) -> None:
+    make(data_dir)
+    before = _tree(data_dir)
+    with pytest.raises((DataVersionError, DataFormatError), match=message):
+        add_rows(data_dir, write_tsv(tmp_path / "new.tsv", ["new row\t1"]))
+    assert _tree(data_dir) == before
+
+
+def test_a_data_dir_that_is_a_file_is_named(tmp_path: Path) -> None:
+    not_a_dir = write_tsv(tmp_path / "train.tsv", ["a good film\t1"])
+    with pytest.raises(DataVersionError, match=r"train\.tsv: is not a directory \(give the one"):
+        add_rows(not_a_dir, write_tsv(tmp_path / "new.tsv", ["new row\t1"]))
+
+
+def test_a_failed_write_leaves_train_and_manifest_as_they_were(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_rows(data_dir, write_tsv(tmp_path / "first.tsv", ["earlier row\t1"]))
+    train, manifest = (data_dir / "train.tsv").read_bytes(), read_manifest(data_dir)
+
+    def disk_full(path: Path, text: str) -> Path:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(data_versions, "atomic_write_text", disk_full)  # the manifest's writer
+    with pytest.raises(DataVersionError) as info:
+        add_rows(data_dir, write_tsv(tmp_path / "new.tsv", ["new row\t1"]))
+    assert str(info.value) == (
+        f"{data_dir / 'versions' / 'manifest.json'}: cannot write (No space left on device); "
+        "train.tsv and its manifest are unchanged"
+    )
+    assert (data_dir / "train.tsv").read_bytes() == train and read_manifest(data_dir) == manifest

@@ -12,6 +12,8 @@ from sentiment_lora.operations.preflight import (
     check_writable_dir,
     preflight,
 )
+from sentiment_lora.training.data import DataFormatError
+from tests.conftest import write_tsv
 
 
 def _config(tmp_path: Path, sst2_dir: Path, *, data: DataConfig | None = None, **dirs: str):
@@ -43,8 +45,34 @@ def test_unwritable_reports_dir_is_named(tmp_path: Path, sst2_dir: Path) -> None
 
 
 def test_missing_data_is_named(tmp_path: Path, sst2_dir: Path) -> None:
-    with pytest.raises(PreflightError, match="^data.data_dir: .*train.tsv: file not found"):
-        preflight(_config(tmp_path, sst2_dir, data=DataConfig(data_dir=str(tmp_path / "none"))))
+    missing = tmp_path / "none"
+    with pytest.raises(DataFormatError, match=f"^{missing}: data directory not found"):
+        preflight(_config(tmp_path, sst2_dir, data=DataConfig(data_dir=str(missing))))
+    missing.mkdir()
+    write_tsv(missing / "train.tsv", ["a fine film\t1"])
+    with pytest.raises(DataFormatError, match=r"^.*none/dev\.tsv: file not found"):
+        preflight(_config(tmp_path, sst2_dir, data=DataConfig(data_dir=str(missing))))
+
+
+def test_data_that_cannot_train_is_refused_before_the_model_is_read(
+    tmp_path: Path, sst2_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sentiment_lora.operations.preflight as module
+
+    def no_model(model: str) -> str:
+        raise AssertionError("the model was read before the data was checked")
+
+    monkeypatch.setattr(module, "check_model", no_model)
+    data = tmp_path / "data"
+    data.mkdir()
+    write_tsv(data / "train.tsv", [f"a good film number {i}\t1" for i in range(30)])
+    write_tsv(data / "dev.tsv", ["a fine film\t1", "a poor film\t0"])
+    with pytest.raises(DataFormatError) as err:
+        preflight(_config(tmp_path, sst2_dir, data=DataConfig(data_dir=str(data))))
+    assert str(err.value) == (
+        f"{data / 'train.tsv'}: only one class after filtering (30 rows of label 1, 0 of label 0; "
+        "min_words=3); the model needs both labels"
+    )
 
 
 def test_models_that_cannot_load(tmp_path: Path) -> None:

@@ -36,11 +36,12 @@ from sentiment_lora.errors import UserError
 from sentiment_lora.io import atomic_write_bytes, atomic_write_text
 from sentiment_lora.operations.ledger import now_utc
 from sentiment_lora.operations.locks import registry_lock
-from sentiment_lora.training.data import (
-    SPLIT_FILES,
+from sentiment_lora.training.data import SPLIT_FILES, normalize_whitespace
+from sentiment_lora.training.glue_tsv import (
     DataFormatError,
-    normalize_whitespace,
+    line_content,
     read_glue_tsv,
+    split_lines,
 )
 
 TRAIN_FILE = SPLIT_FILES["train"]  # "train.tsv"
@@ -62,7 +63,8 @@ def normalize_sentence(sentence: str) -> str:
 
 
 class DataVersionError(UserError):
-    """The data directory cannot take new rows: a link, read-only, or a broken manifest."""
+    """The data directory cannot take new rows: a link, read-only, unwritable, or a broken
+    manifest."""
 
 
 class DataVersion(BaseModel):
@@ -137,6 +139,7 @@ class _Plan(NamedTuple):
     manifest: DataManifest
     archives: dict[str, bytes]  # version file (relative) -> bytes to write
     train_bytes: bytes
+    old_train_bytes: bytes
 
 
 def manifest_path(data_dir: Path | str) -> Path:
@@ -147,14 +150,22 @@ def manifest_path(data_dir: Path | str) -> Path:
 def read_manifest(data_dir: Path | str) -> DataManifest:
     """The manifest of ``data_dir`` (empty when none is recorded yet)."""
     path = manifest_path(data_dir)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return DataManifest()
+    fix = "restore it from a backup or version control (it lists the versions in versions/)"
+    if not path.is_file():
+        raise DataVersionError(f"{path}: is not a file: {fix}")
     try:
-        return DataManifest.model_validate_json(path.read_bytes())
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataVersionError(f"{path}: cannot be read ({exc.strerror})") from None
+    try:
+        return DataManifest.model_validate_json(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
-        raise DataVersionError(f"{path}: not a data manifest ({where}: {error['msg']})") from None
+        detail = f"{where}: {error['msg']}" if where else error["msg"]
+        raise DataVersionError(f"{path}: not a data manifest ({detail}): {fix}") from None
 
 
 def find_version(data_dir: Path | str, sha256: str) -> DataVersion | None:
@@ -184,8 +195,9 @@ def _writable(path: Path) -> bool:
 def check_data_dir(data_dir: Path | str) -> Path:
     """Refuse a directory :func:`add_rows` must not write into; returns it as a Path.
 
-    Raises :class:`DataVersionError` when ``data_dir`` is missing, is or is reached through a
-    symbolic link, or when it, its ``train.tsv`` or its versions are links or read-only.
+    Raises :class:`DataVersionError` when ``data_dir`` is missing or not a directory, is or is
+    reached through a symbolic link, or when it, its ``train.tsv`` or its versions are links,
+    read-only or of the wrong kind (``versions`` a file, the manifest a directory).
     """
     data_dir = Path(data_dir)
     hint = f"copy it first (cp -rL {data_dir} DEST && chmod -R u+w DEST) and add to the copy"
@@ -195,30 +207,30 @@ def check_data_dir(data_dir: Path | str) -> Path:
             f"{data_dir}: is a symbolic link or reached through one (to {real}); "
             f"it may be shared data that must not change: {hint}"
         )
-    if not data_dir.is_dir():
+    if not data_dir.exists():
         raise DataVersionError(f"{data_dir}: data directory not found")
+    if not data_dir.is_dir():
+        raise DataVersionError(f"{data_dir}: is not a directory (give the one holding train.tsv)")
     versions = data_dir / VERSIONS_DIR
     for path in (data_dir, data_dir / TRAIN_FILE, versions, versions / MANIFEST_FILE):
         if path.is_symlink():
             raise DataVersionError(f"{path}: is a symbolic link: {hint}")
         if path.exists() and not _writable(path):
             raise DataVersionError(f"{path}: is read-only: {hint}")
+    if versions.exists() and not versions.is_dir():
+        raise DataVersionError(f"{versions}: is not a directory: move it aside")
     return data_dir
 
 
 def _lines(raw: bytes) -> list[str]:
     """The lines of a validated GLUE file, with their endings, numbered as read_glue_tsv does."""
-    return raw.decode("utf-8-sig").splitlines(keepends=True)
-
-
-def _content(line: str) -> str:
-    return line.splitlines()[0]
+    return split_lines(raw.decode("utf-8-sig"))
 
 
 def _rows(lines: list[str]) -> list[_Row]:
     rows = []
     for index, line in enumerate(lines[1:], start=1):
-        content = _content(line)
+        content = line_content(line)
         if content.strip():  # read_glue_tsv skips blank lines too
             sentence, label = content.split("\t")
             rows.append(_Row(index, sentence, int(label)))
@@ -289,13 +301,13 @@ def _new_bytes(raw: bytes, existing: list[_Row], match: _Match) -> tuple[bytes, 
     body = raw
     if changed:
         for row in changed:
-            ending = lines[row.index][len(_content(lines[row.index])) :]
+            ending = lines[row.index][len(line_content(lines[row.index])) :]
             new_label = match.relabel[normalize_sentence(row.sentence)]
             lines[row.index] = f"{row.sentence}\t{new_label}{ending}"
         bom = codecs.BOM_UTF8 if raw.startswith(codecs.BOM_UTF8) else b""
         body = bom + "".join(lines).encode("utf-8")
-    eol = lines[0][len(_content(lines[0])) :] or "\n"
-    if match.added and _content(lines[-1]) == lines[-1]:
+    eol = lines[0][len(line_content(lines[0])) :] or "\n"
+    if match.added and line_content(lines[-1]) == lines[-1]:
         body += eol.encode("utf-8")
     body += "".join(f"{r.sentence}\t{r.label}{eol}" for r in match.added).encode("utf-8")
     return body, len(changed)
@@ -362,7 +374,7 @@ def _plan(
         dry_run=False,
     )
     new_manifest = DataManifest(versions=(*manifest.versions, *recorded))
-    return _Plan(update, new_manifest, archives, body)
+    return _Plan(update, new_manifest, archives, body, raw)
 
 
 def add_rows(
@@ -376,8 +388,9 @@ def add_rows(
 
     Raises :class:`~sentiment_lora.training.data.DataFormatError` (``file:line: reason``) for a
     malformed file or a label conflict, and :class:`DataVersionError` for a directory that must
-    not be written (see :func:`check_data_dir`); nothing is written then. With ``dry_run``
-    nothing is written either (not even the lock file) and the result says what would change.
+    not be written (see :func:`check_data_dir`) or a write that fails; ``train.tsv`` and the
+    manifest are unchanged then. With ``dry_run`` nothing is written (not even the lock file)
+    and the result says what would change.
     """
     data_dir, new_file = check_data_dir(data_dir), Path(new_file)
     read_glue_tsv(new_file)
@@ -386,13 +399,30 @@ def add_rows(
     if dry_run:
         plan = _plan(data_dir, new_file, new_rows, new_raw, allow_relabel)
         return plan.update.model_copy(update={"dry_run": True})
-    with registry_lock(data_dir, timeout=LOCK_TIMEOUT):
-        plan = _plan(data_dir, new_file, new_rows, new_raw, allow_relabel)
-        if plan.update.version is not None:  # versions first, then train.tsv, then the list
-            for name, data in plan.archives.items():
-                atomic_write_bytes(data_dir / name, data)
-            atomic_write_bytes(data_dir / TRAIN_FILE, plan.train_bytes)
-            atomic_write_text(
-                manifest_path(data_dir), plan.manifest.model_dump_json(indent=2) + "\n"
-            )
+    try:
+        with registry_lock(data_dir, timeout=LOCK_TIMEOUT):
+            plan = _plan(data_dir, new_file, new_rows, new_raw, allow_relabel)
+            if plan.update.version is not None:
+                _write(data_dir, plan)
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise DataVersionError(
+            f"{exc.filename or data_dir}: cannot write ({exc.strerror}); train.tsv and its "
+            "manifest are unchanged"
+        ) from None
     return plan.update
+
+
+def _write(data_dir: Path, plan: _Plan) -> None:
+    """Versions first, then train.tsv, then the manifest; train.tsv is put back if the
+    manifest cannot be written (an archived version the manifest does not list is harmless:
+    the next addition writes it again)."""
+    for name, data in plan.archives.items():
+        atomic_write_bytes(data_dir / name, data)
+    atomic_write_bytes(data_dir / TRAIN_FILE, plan.train_bytes)
+    try:
+        atomic_write_text(manifest_path(data_dir), plan.manifest.model_dump_json(indent=2) + "\n")
+    except OSError:
+        atomic_write_bytes(data_dir / TRAIN_FILE, plan.old_train_bytes)
+        raise

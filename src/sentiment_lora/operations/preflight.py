@@ -1,7 +1,8 @@
-"""Cheap checks of a run's environment, done before any data is read or model trained.
+"""Cheap checks of a run's environment and data, done before any model is loaded or trained.
 
 Parameter *values* are validated by the pydantic models; these checks need the file system
-(and, for a hub model id, the hub): each error names the parameter it is about.
+(and, for a hub model id, the hub): each error names the parameter it is about, or, for the
+data, the file (and line) and the label counts.
 """
 
 import os
@@ -11,7 +12,7 @@ from pathlib import Path
 from sentiment_lora.config import PipelineConfig
 from sentiment_lora.errors import UserError
 from sentiment_lora.operations.storage import is_url
-from sentiment_lora.training.data import source_fingerprint
+from sentiment_lora.training.data import check_sst2
 from sentiment_lora.training.modeling import ModelLoadError, model_type_of, resolve_model_source
 
 
@@ -45,7 +46,9 @@ def check_model(model: str) -> str:
 
 
 def preflight(config: PipelineConfig) -> None:
-    """Every check, in order of cost; raises :class:`PreflightError` naming the parameter.
+    """Every check, in order of cost; raises :class:`PreflightError` naming the parameter, or
+    :class:`~sentiment_lora.training.data.DataFormatError` naming the data file (and line) when
+    the data is malformed or cannot train a classifier (see ``check_sst2``).
 
     A configuration that passed once in this process is not checked again (the command line
     checks before Prefect starts, and the flow checks for runs started elsewhere).
@@ -65,8 +68,5 @@ def _check(config: PipelineConfig) -> None:
     check_writable_dir(options.registry_dir, parameter="registry_dir")  # the ledger, at least
     if not is_url(options.artifacts_dir):
         check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
-    try:
-        source_fingerprint(config.data)
-    except ValueError as exc:
-        raise PreflightError(f"data.data_dir: {exc}") from None
+    check_sst2(config.data)  # parsed and split in memory: about a second for SST-2
     check_model(config.train.model)

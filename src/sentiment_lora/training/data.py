@@ -1,46 +1,35 @@
-"""SST-2 loading, validation, preprocessing and splitting.
+"""SST-2 loading, preprocessing and splitting.
 
-The local format is GLUE's: UTF-8 TSV, header ``sentence<TAB>label``, no quoting. Every row is
-validated before anything else runs; a bad file raises :class:`DataFormatError` naming the file,
-the line and the reason.
+The local format is GLUE's TSV (see :mod:`sentiment_lora.training.glue_tsv`): every row is
+validated before anything else runs. Data that cannot train a classifier (one label, too few
+rows for the stratified validation split, nothing left after filtering, a test file with one
+label) is refused by :func:`split_sst2` with the counts, before any model is loaded.
 """
 
 import functools
 import hashlib
 import logging
+import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 from sklearn.model_selection import train_test_split
 
 from sentiment_lora.config import DataConfig
-from sentiment_lora.errors import UserError
 from sentiment_lora.io import atomic_write_text
+from sentiment_lora.training.glue_tsv import DataFormatError, check_data_file, read_glue_tsv
 
 log = logging.getLogger(__name__)
 
 LABEL_NAMES: tuple[str, str] = ("negative", "positive")
 # A sentence is predicted positive when P(positive) reaches this (every model, every analysis).
 DECISION_THRESHOLD = 0.5
-MAX_SENTENCE_CHARS = 5_000  # SST-2's longest sentence has ~270 characters
 SPLIT_FILES: dict[str, str] = {"train": "train.tsv", "test": "dev.tsv"}
+HUB_SOURCES: dict[str, str] = {"train": "glue/sst2 train", "test": "glue/sst2 validation"}
 _WS = re.compile(r"\s+")
-
-
-def _short(text: str, limit: int = 60) -> str:
-    """``repr`` of ``text``, cut to ``limit`` characters (error messages stay one line)."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text):,} chars)"
-
-
-class DataFormatError(UserError):
-    """A data file is missing or malformed; names the file and, where known, the line."""
-
-    def __init__(self, path: Path | str, reason: str, line: int | None = None) -> None:
-        self.path, self.line, self.reason = str(path), line, reason
-        where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {reason}")
 
 
 class PreparedData(BaseModel):
@@ -76,64 +65,13 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def read_glue_tsv(path: Path | str) -> pd.DataFrame:
-    """Read and validate one GLUE-format SST-2 file into ``sentence``/``label`` columns.
-
-    Accepts a UTF-8 BOM and CRLF line endings. Raises :class:`DataFormatError` on a missing or
-    empty file, a wrong header, a row without exactly two tab-separated fields, a label other than
-    0 or 1, an empty sentence, or bytes that are not UTF-8.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(path, "file not found")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise DataFormatError(path, "file is empty")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataFormatError(path, f"invalid UTF-8 at byte {exc.start}", line) from None
-    lines = text.splitlines()
-    header = lines[0].strip().split("\t")
-    if header != ["sentence", "label"]:
-        raise DataFormatError(
-            path, f"header must be 'sentence<TAB>label', got {_short(lines[0])}", 1
-        )
-    sentences: list[str] = []
-    labels: list[int] = []
-    for number, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue  # a trailing blank line is not a row
-        fields = line.split("\t")
-        if len(fields) != 2:
-            raise DataFormatError(
-                path, f"expected 2 tab-separated fields, got {len(fields)}", number
-            )
-        sentence, label = fields
-        if label.strip() not in ("0", "1"):
-            raise DataFormatError(path, f"label must be 0 or 1, got {_short(label)}", number)
-        if not sentence.strip():
-            raise DataFormatError(path, "empty sentence", number)
-        if len(sentence) > MAX_SENTENCE_CHARS:
-            raise DataFormatError(
-                path,
-                f"sentence of {len(sentence):,} characters (limit {MAX_SENTENCE_CHARS:,}): "
-                "is the file really GLUE TSV?",
-                number,
-            )
-        sentences.append(sentence)
-        labels.append(int(label))
-    if not sentences:
-        raise DataFormatError(path, "no data rows after the header")
-    return pd.DataFrame({"sentence": sentences, "label": labels})
-
-
 def load_sst2_local(data_dir: Path | str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Read ``train.tsv`` and ``dev.tsv`` from ``data_dir``; returns frames and file hashes."""
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    if not data_dir.exists():
         raise DataFormatError(data_dir, "data directory not found")
+    if not data_dir.is_dir():
+        raise DataFormatError(data_dir, "is not a directory (give the one holding train.tsv)")
     frames = {split: read_glue_tsv(data_dir / name) for split, name in SPLIT_FILES.items()}
     hashes = {name: sha256_file(data_dir / name) for name in SPLIT_FILES.values()}
     return frames, hashes
@@ -159,19 +97,31 @@ def source_fingerprint(config: DataConfig) -> dict[str, str]:
     """Content hashes of the source files (cheap; used in cache keys before any parsing)."""
     if config.source == "hub":
         return {"hub": "glue/sst2"}
-    data_dir = Path(config.data_dir)
     hashes = {}
     for name in SPLIT_FILES.values():
-        path = data_dir / name
-        if not path.is_file():
-            raise DataFormatError(path, "file not found")
-        hashes[name] = sha256_file(path)
+        path = check_data_file(Path(config.data_dir) / name)
+        try:
+            hashes[name] = sha256_file(path)
+        except OSError as exc:
+            raise DataFormatError(path, f"cannot be read ({exc.strerror})") from None
     return hashes
+
+
+def source_names(config: DataConfig) -> dict[str, str]:
+    """How error messages name each split's source: the file as configured, or the hub split."""
+    if config.source == "hub":
+        return dict(HUB_SOURCES)
+    return {split: str(Path(config.data_dir) / name) for split, name in SPLIT_FILES.items()}
 
 
 def normalize_whitespace(text: str) -> str:
     """Collapse runs of whitespace to one space and strip the ends."""
     return _WS.sub(" ", text).strip()
+
+
+def _normalize(sentences: pd.Series) -> pd.Series:
+    """:func:`normalize_whitespace` over a column (vectorised)."""
+    return sentences.str.replace(_WS, " ", regex=True).str.strip()
 
 
 def filter_min_words(frame: pd.DataFrame, min_words: int) -> pd.DataFrame:
@@ -191,9 +141,16 @@ def split_train_validation(
 
 
 def cap_rows(frame: pd.DataFrame, limit: int | None, *, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows, stratified by label and seeded; all rows if ``limit`` is None."""
+    """At most ``limit`` rows, stratified by label and seeded; all rows if ``limit`` is None.
+
+    Where scikit-learn cannot stratify (a label with one row, or fewer rows dropped than there
+    are labels) the rows are a seeded random sample; callers check that both labels remain.
+    """
     if limit is None or limit >= len(frame):
         return frame
+    counts = frame["label"].value_counts()
+    if counts.min() < 2 or min(limit, len(frame) - limit) < len(counts):
+        return frame.sample(n=limit, random_state=seed).reset_index(drop=True)
     kept, _ = train_test_split(frame, train_size=limit, random_state=seed, stratify=frame["label"])
     return kept.reset_index(drop=True)
 
@@ -204,39 +161,159 @@ def class_balance(frame: pd.DataFrame) -> dict[str, int]:
     return {name: int(counts.get(i, 0)) for i, name in enumerate(LABEL_NAMES)}
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" if n == 1 else f"{n:,} rows"
+
+
+def _label_counts(frame: pd.DataFrame) -> str:
+    """``'12,000 rows of label 1, 0 of label 0'``: the larger count first."""
+    counts = frame["label"].value_counts()
+    (big, n_big), (small, n_small) = sorted(
+        ((label, int(counts.get(label, 0))) for label in (0, 1)), key=lambda item: -item[1]
+    )
+    return f"{_rows(n_big)} of label {big}, {n_small:,} of label {small}"
+
+
+def _missing_label(frame: pd.DataFrame) -> int | None:
+    """A label (0 or 1) that ``frame`` has no row of, or None."""
+    present = set(frame["label"].unique().tolist())
+    return next((label for label in (0, 1) if label not in present), None)
+
+
+class Splits(NamedTuple):
+    """The frames :func:`prepare_sst2` writes, and the row counts of each step."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    counts: dict[str, int]
+
+
+def _check_trainable(filtered: pd.DataFrame, config: DataConfig, source: str, raw: int) -> None:
+    """Refuse a filtered training file that cannot give a stratified split with both labels."""
+    words = f"min_words={config.min_words}"
+    if filtered.empty:
+        raise DataFormatError(
+            source,
+            f"no rows left after filtering: all {_rows(raw)} have fewer than {words} words; "
+            "lower min_words or add longer sentences",
+        )
+    if _missing_label(filtered) is not None:
+        raise DataFormatError(
+            source,
+            f"only one class after filtering ({_label_counts(filtered)}; {words}); "
+            "the model needs both labels",
+        )
+    if int(filtered["label"].value_counts().min()) < 2:
+        raise DataFormatError(
+            source,
+            f"too few rows for the validation split ({_label_counts(filtered)} after filtering; "
+            f"{words}): each label needs at least 2 rows, one to train on, one to validate on",
+        )
+    n_validation = math.ceil(config.validation_fraction * len(filtered))
+    n_train = len(filtered) - n_validation
+    if min(n_validation, n_train) < 2:
+        side = "validation" if n_validation < 2 else "training"
+        raise DataFormatError(
+            source,
+            f"validation_fraction={config.validation_fraction:g} of {_rows(len(filtered))} "
+            f"(after filtering; {words}) leaves {_rows(min(n_validation, n_train))} for {side}; "
+            "each side of the split needs a row of each label: change validation_fraction or "
+            "add rows",
+        )
+
+
+def _require_both_labels(
+    frame: pd.DataFrame, before: pd.DataFrame, *, source: str, what: str, fix: str
+) -> None:
+    missing = _missing_label(frame)
+    if missing is not None:
+        raise DataFormatError(
+            source,
+            f"{what} keeps {_rows(len(frame))}, none of label {missing} "
+            f"(out of {_label_counts(before)}): {fix}",
+        )
+
+
+def split_sst2(
+    frames: dict[str, pd.DataFrame], config: DataConfig, *, sources: dict[str, str]
+) -> Splits:
+    """Clean, filter, split and cap the raw ``frames`` in memory (what :func:`prepare_sst2`
+    writes); cheap enough for the preflight.
+
+    Train: whitespace normalised, rows under ``min_words`` dropped, then a stratified validation
+    split and optional caps. Test: whitespace normalised but never filtered. Raises
+    :class:`DataFormatError` naming the source (``sources[split]``) and the label counts when
+    the data cannot train and evaluate a classifier: nothing left after filtering, one label,
+    too few rows for the split, or a train, validation or test split (after the caps) without
+    both labels (the test metrics, macro-F1, ROC AUC and McNemar's test, need both).
+    """
+    raw_train, raw_test = frames["train"], frames["test"]
+    counts: dict[str, int] = {"train_raw": len(raw_train), "test_raw": len(raw_test)}
+    train = raw_train.assign(sentence=_normalize(raw_train["sentence"]))
+    test = raw_test.assign(sentence=_normalize(raw_test["sentence"]))
+    filtered = filter_min_words(train, config.min_words)
+    counts["removed_min_words"] = len(train) - len(filtered)
+    _check_trainable(filtered, config, sources["train"], len(train))
+    if _missing_label(test) is not None:
+        raise DataFormatError(
+            sources["test"],
+            f"only one class ({_label_counts(test)}); the test metrics (macro-F1, ROC AUC, "
+            "McNemar's test) need both labels",
+        )
+
+    train, validation = split_train_validation(
+        filtered, fraction=config.validation_fraction, seed=config.seed
+    )
+    for frame, what in ((train, "the training split"), (validation, "the validation split")):
+        _require_both_labels(
+            frame,
+            filtered,
+            source=sources["train"],
+            what=f"{what} (validation_fraction={config.validation_fraction:g})",
+            fix="change validation_fraction or add rows of the rarer label",
+        )
+    counts["train_after_split"], counts["validation_after_split"] = len(train), len(validation)
+    capped = []
+    for frame, limit, option, split in (
+        (train, config.max_train_samples, "max_train_samples", "train"),
+        (validation, config.max_validation_samples, "max_validation_samples", "train"),
+        (test, config.max_test_samples, "max_test_samples", "test"),
+    ):
+        kept = cap_rows(frame, limit, seed=config.seed)
+        _require_both_labels(
+            kept, frame, source=sources[split], what=f"{option}={limit}", fix=f"raise {option}"
+        )
+        capped.append(kept)
+    train, validation, test = capped
+    counts["removed_by_train_cap"] = counts["train_after_split"] - len(train)
+    counts["removed_by_validation_cap"] = counts["validation_after_split"] - len(validation)
+    counts.update(train=len(train), validation=len(validation), test=len(test))
+    return Splits(train, validation, test, counts)
+
+
+def check_sst2(config: DataConfig) -> None:
+    """Read the local files and refuse data that cannot train (the preflight's data check).
+
+    Parses and splits in memory without writing or loading a model (about a second for
+    SST-2); a ``hub`` source is checked when the data task loads it.
+    """
+    if config.source == "local":
+        frames, _ = load_sst2_local(config.data_dir)
+        split_sst2(frames, config, sources=source_names(config))
+
+
 def _fingerprint(config: DataConfig, hashes: dict[str, str]) -> str:
     payload = config.model_dump_json(exclude={"data_dir"}) + repr(sorted(hashes.items()))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def prepare_sst2(config: DataConfig, out_dir: Path | str) -> PreparedData:
-    """Load, validate, clean and split SST-2; write parquet splits into ``out_dir``.
-
-    Train: whitespace normalised, rows under ``min_words`` dropped, then a stratified validation
-    split and optional caps. Test: GLUE dev, whitespace normalised but never filtered.
-    """
+    """Load, validate, clean and split SST-2 (:func:`split_sst2`); write parquet splits into
+    ``out_dir``. Nothing is written when the data is refused."""
     frames, hashes = load_sst2_hub() if config.source == "hub" else load_sst2_local(config.data_dir)
-    counts: dict[str, int] = {"train_raw": len(frames["train"]), "test_raw": len(frames["test"])}
-
-    train = frames["train"].assign(sentence=frames["train"]["sentence"].map(normalize_whitespace))
-    test = frames["test"].assign(sentence=frames["test"]["sentence"].map(normalize_whitespace))
-    filtered = filter_min_words(train, config.min_words)
-    counts["removed_min_words"] = len(train) - len(filtered)
-
-    train, validation = split_train_validation(
-        filtered, fraction=config.validation_fraction, seed=config.seed
-    )
-    counts["train_after_split"], counts["validation_after_split"] = len(train), len(validation)
-    train = cap_rows(train, config.max_train_samples, seed=config.seed)
-    validation = cap_rows(validation, config.max_validation_samples, seed=config.seed)
-    test = cap_rows(test, config.max_test_samples, seed=config.seed)
-    counts["removed_by_train_cap"] = counts["train_after_split"] - len(train)
-    counts["removed_by_validation_cap"] = counts["validation_after_split"] - len(validation)
-    counts.update(train=len(train), validation=len(validation), test=len(test))
-
-    overlap = int(
-        test["sentence"].isin(set(frames["train"]["sentence"].map(normalize_whitespace))).sum()
-    )
+    train, validation, test, counts = split_sst2(frames, config, sources=source_names(config))
+    overlap = int(test["sentence"].isin(set(_normalize(frames["train"]["sentence"]))).sum())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
