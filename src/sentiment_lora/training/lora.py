@@ -69,7 +69,7 @@ class TrainingResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     config_name: str
     hyperparams: LoraHyperparams
-    adapter_dir: str
+    adapter_dir: str  # the saved model: an adapter, or the whole model with method "full"
     validation_metrics: dict[str, float]
     history: list[EpochRecord]
     best_epoch: float
@@ -286,7 +286,7 @@ def train_lora(
                 seed=train.seed,
             ),
         )
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter holds the best epoch
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model holds the best epoch
     examples = len(train_ds) * hp.epochs
     return TrainingResult(
         config_name=hp.name,
