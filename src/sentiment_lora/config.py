@@ -6,12 +6,14 @@ Every field carries a description: the Prefect UI turns these models into the ru
 from pathlib import Path
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 Profile = Literal["quick", "full"]
 GridName = Literal["quick", "lora", "notebook"]
 Precision = Literal["auto", "fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+TrainingMethod = Literal["lora", "full"]
+LrScheduler = Literal["linear", "cosine"]
 
 
 class _Frozen(BaseModel):
@@ -46,6 +48,18 @@ class DataConfig(_Frozen):
     seed: int = Field(42, description="Seed of the split and of the subsampling.")
 
 
+# Fields that only mean something for method="lora" (validated after ``method``).
+LORA_ONLY_FIELDS = (
+    "lora_r",
+    "lora_alpha",
+    "lora_dropout",
+    "target_modules",
+    "use_rslora",
+    "loraplus_lr_ratio",
+    "train_layernorm",
+)
+
+
 class LoraHyperparams(_Frozen):
     """One point of the hyperparameter grid."""
 
@@ -58,6 +72,13 @@ class LoraHyperparams(_Frozen):
     )
     learning_rate: float = Field(..., gt=0, lt=1, description="Peak learning rate (AdamW).")
     epochs: int = Field(..., ge=1, le=100, description="Training epochs.")
+    method: TrainingMethod = Field(
+        "lora",
+        description=(
+            "'lora': train LoRA adapters and the classifier head; 'full': fine-tune every "
+            "weight (no PEFT; the LoRA-only fields must stay at their defaults)."
+        ),
+    )
     lora_r: int = Field(8, ge=1, le=512, description="LoRA rank r.")
     lora_alpha: float = Field(32, gt=0, description="LoRA alpha (scaling = alpha / r).")
     lora_dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA branch.")
@@ -68,6 +89,38 @@ class LoraHyperparams(_Frozen):
         None,
         description="Modules that get LoRA; None = PEFT's default for the architecture.",
     )
+    use_rslora: bool = Field(
+        False, description="Rank-stabilised LoRA: scale by alpha/sqrt(r) instead of alpha/r."
+    )
+    loraplus_lr_ratio: float | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description=(
+            "LoRA+: the B matrices learn at this multiple of learning_rate (PEFT's "
+            "create_loraplus_optimizer; the paper uses 16); None = one learning rate."
+        ),
+    )
+    train_layernorm: bool = Field(
+        False,
+        description=(
+            "Also train (and save) every LayerNorm, as PEFT modules_to_save; the classifier "
+            "head is trained either way."
+        ),
+    )
+    lr_scheduler: LrScheduler = Field(
+        "linear", description="Learning-rate decay after the warmup: 'linear' or 'cosine'."
+    )
+
+    @field_validator(*LORA_ONLY_FIELDS)
+    @classmethod
+    def _lora_only(cls, value: object, info: ValidationInfo) -> object:
+        default = cls.model_fields[info.field_name].get_default()
+        if info.data.get("method") == "full" and value != default:
+            raise ValueError(
+                f"a LoRA setting, not used with method='full'; leave it at {default!r}"
+            )
+        return value
 
 
 class TrainConfig(_Frozen):

@@ -71,6 +71,8 @@ class SentimentAnalyzer:
         """Load a model directory saved by the pipeline (adapter + tokenizer + metadata)."""
         model_dir = Path(model_dir)
         meta = read_model_metadata(model_dir)
+        if meta.get("method") == "full":
+            return cls._load_full_model(model_dir, meta, batch_size, device, precision)
         register_base(read_adapter_base(model_dir))  # also checks the embedded base's revision
         base = load_classifier(resolve_model_source(meta["base_model"]))
         model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
@@ -78,6 +80,20 @@ class SentimentAnalyzer:
         return cls(
             model,
             tokenizer,
+            max_length=meta.get("max_length", 128),
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+        )
+
+    @classmethod
+    def _load_full_model(
+        cls, model_dir: Path, meta: dict, batch_size: int, device: str, precision: str
+    ) -> "SentimentAnalyzer":
+        """A fully fine-tuned model directory (method 'full'): the weights are the model."""
+        return cls(
+            load_classifier(str(model_dir)),
+            load_tokenizer(str(model_dir)),
             max_length=meta.get("max_length", 128),
             batch_size=batch_size,
             device=device,

@@ -1,4 +1,5 @@
-"""LoRA fine-tuning of one grid config with the Hugging Face Trainer."""
+"""Fine-tuning of one grid config with the Hugging Face Trainer: LoRA (the default, with
+rsLoRA, LoRA+ and trainable LayerNorms as options) or every weight (``method="full"``)."""
 
 import logging
 import math
@@ -8,10 +9,15 @@ from pathlib import Path
 
 import numpy as np
 from datasets import Dataset
+from peft import PeftModel
+from peft.optimizers import create_loraplus_optimizer
 from pydantic import BaseModel, ConfigDict
+from torch.optim import Optimizer
 from transformers import (
     DataCollatorWithPadding,
     EvalPrediction,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
     PrinterCallback,
     Trainer,
     TrainerCallback,
@@ -41,6 +47,7 @@ from sentiment_lora.training.portable_base import portable_base, register_base, 
 log = logging.getLogger(__name__)
 
 ADAPTER_DIR = "adapter"
+FULL_MODEL_DIR = "model"  # method "full": the whole fine-tuned model
 CHECKPOINT_DIR = "checkpoints"
 
 
@@ -62,7 +69,7 @@ class TrainingResult(BaseModel):
     model_config = ConfigDict(frozen=True)
     config_name: str
     hyperparams: LoraHyperparams
-    adapter_dir: str
+    adapter_dir: str  # the saved model: an adapter, or the whole model with method "full"
     validation_metrics: dict[str, float]
     history: list[EpochRecord]
     best_epoch: float
@@ -165,10 +172,13 @@ def train_lora(
     train: TrainConfig,
     output_dir: Path | str,
 ) -> TrainingResult:
-    """Fine-tune a fresh copy of the base model with LoRA per ``hp``; save the best adapter.
+    """Fine-tune a fresh copy of the base model per ``hp``; save the best epoch's model.
 
-    Evaluates on the validation split every epoch and keeps the best epoch by macro-F1. If
-    ``output_dir`` holds a checkpoint of an interrupted run, training resumes from it.
+    LoRA (``hp.method="lora"``) saves an adapter directory; ``"full"`` trains every weight and
+    saves the whole model (safetensors, tokenizer, metadata), which
+    :class:`~sentiment_lora.training.inference.SentimentAnalyzer` loads alike. Evaluates on the
+    validation split every epoch and keeps the best epoch by macro-F1. If ``output_dir`` holds
+    a checkpoint of an interrupted run, training resumes from it.
     """
     output_dir = Path(output_dir)
     device = pick_device(train.device)
@@ -176,7 +186,7 @@ def train_lora(
     source = resolve_model_source(train.model)
     set_seed(train.seed)
     tokenizer = load_tokenizer(source)
-    model = add_lora(load_classifier(source), hp)  # always a fresh base model per config
+    model = _build_model(source, hp)  # always a fresh base model per config
     if device.type == "cpu":
         use_fast_dropout(model)  # same rates, cheaper masks (see dropout.py)
     trainable, total = count_parameters(model)
@@ -194,6 +204,7 @@ def train_lora(
         learning_rate=hp.learning_rate,
         weight_decay=hp.weight_decay,
         warmup_steps=hp.warmup_ratio,
+        lr_scheduler_type=hp.lr_scheduler,
         eval_strategy="steps",
         save_strategy="steps",
         eval_steps=eval_steps,
@@ -213,6 +224,7 @@ def train_lora(
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
+    optimizer = _loraplus_optimizer(model.to(device), args, hp)  # None: the Trainer's AdamW
     trainer = Trainer(
         model=model,
         args=args,
@@ -222,19 +234,18 @@ def train_lora(
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
         callbacks=[ProgressLogger(hp.name, hp.batch_size)],
+        optimizers=(optimizer, None),
     )
     trainer.remove_callback(PrinterCallback)  # ProgressLogger reports instead of raw dicts
     last = last_complete_checkpoint(checkpoints)
     log.info(
-        "[%s] training %d examples x %d epochs on %s, %s (lr %g, r %d, alpha %g, %d trainable)%s",
+        "[%s] training %d examples x %d epochs on %s, %s (%s, %d trainable)%s",
         hp.name,
         len(train_ds),
         hp.epochs,
         device,
         precision,
-        hp.learning_rate,
-        hp.lora_r,
-        hp.lora_alpha,
+        _describe(hp),
         trainable,
         f", resuming from {last}" if last else "",
     )
@@ -244,50 +255,43 @@ def train_lora(
 
     history = _history(trainer.state.log_history)
     best = max(history, key=lambda r: (r.eval_f1_macro, r.eval_accuracy))
-    adapter_dir = output_dir / ADAPTER_DIR
-    tmp_dir = output_dir / f".{ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    base = portable_base(train.model)  # a portable name, not this machine's path
-    set_adapter_base(trainer.model, base)
-    # the vocabulary is never resized: no need for PEFT to look the base up to decide that
-    trainer.model.save_pretrained(tmp_dir, safe_serialization=True, save_embedding_layers=False)
-    tokenizer.save_pretrained(tmp_dir)
-    targets = sorted(trainer.model.peft_config["default"].target_modules)
-    write_model_metadata(
-        tmp_dir,
-        {
-            "base_model": train.model if train.model == EMBEDDED else source,
-            "label_names": list(LABEL_NAMES),
-            "max_length": train.max_length,
-            "config_name": hp.name,
-            "hyperparams": hp.model_dump(),
-            "target_modules": targets,
-        },
-    )
-    write_model_card(  # replaces PEFT's blank template; the run adds the test metrics
-        tmp_dir,
-        ModelCardFacts(
-            config_name=hp.name,
-            base_model=base,
-            hyperparams=hp,
-            target_modules=tuple(targets),
-            train_rows=len(train_ds),
-            validation_rows=len(val_ds),
-            test_rows=prepared.counts.get("test"),
-            max_length=train.max_length,
-            precision=precision,
-            seed=train.seed,
-        ),
-    )
-    register_base(base)  # PEFT's loaders find the base by name on this machine
-    shutil.rmtree(adapter_dir, ignore_errors=True)
-    tmp_dir.replace(adapter_dir)
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the adapter holds the best epoch
+    metadata = {
+        "base_model": train.model if train.model == EMBEDDED else source,
+        "label_names": list(LABEL_NAMES),
+        "max_length": train.max_length,
+        "config_name": hp.name,
+        "method": hp.method,
+        "hyperparams": hp.model_dump(),
+    }
+    if hp.method == "full":
+        targets: list[str] = []
+        model_dir = _save_full_model(trainer.model, tokenizer, output_dir, metadata)
+    else:
+        targets = sorted(trainer.model.peft_config["default"].target_modules)
+        model_dir = _save_adapter(
+            trainer.model,
+            tokenizer,
+            output_dir,
+            {**metadata, "target_modules": targets},
+            ModelCardFacts(
+                config_name=hp.name,
+                base_model=portable_base(train.model),
+                hyperparams=hp,
+                target_modules=tuple(targets),
+                train_rows=len(train_ds),
+                validation_rows=len(val_ds),
+                test_rows=prepared.counts.get("test"),
+                max_length=train.max_length,
+                precision=precision,
+                seed=train.seed,
+            ),
+        )
+    shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model holds the best epoch
     examples = len(train_ds) * hp.epochs
     return TrainingResult(
         config_name=hp.name,
         hyperparams=hp,
-        adapter_dir=str(adapter_dir),
+        adapter_dir=str(model_dir),
         validation_metrics={
             ACCURACY: best.eval_accuracy,
             F1_MACRO: best.eval_f1_macro,
@@ -305,6 +309,85 @@ def train_lora(
         precision=precision,
         resumed_from_checkpoint=last is not None,
     )
+
+
+def _build_model(source: str, hp: LoraHyperparams) -> PreTrainedModel | PeftModel:
+    """A fresh classifier from ``source``: LoRA-wrapped, or every weight trainable ('full')."""
+    model = load_classifier(source)
+    if hp.method == "full":
+        return model.requires_grad_(True)
+    return add_lora(model, hp)
+
+
+def _loraplus_optimizer(
+    model: PeftModel | PreTrainedModel, args: TrainingArguments, hp: LoraHyperparams
+) -> Optimizer | None:
+    """LoRA+'s optimizer (B matrices at ``loraplus_lr_ratio`` x the learning rate), of the
+    class and settings the Trainer would pick; None (the Trainer's own) without LoRA+.
+    ``model`` must already be on its training device."""
+    if hp.loraplus_lr_ratio is None:
+        return None
+    optimizer_cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+    kwargs = {k: v for k, v in kwargs.items() if k != "lr"}
+    return create_loraplus_optimizer(
+        model,
+        optimizer_cls,
+        lr=hp.learning_rate,
+        loraplus_lr_ratio=hp.loraplus_lr_ratio,
+        loraplus_weight_decay=hp.weight_decay,
+        **kwargs,
+    )
+
+
+def _describe(hp: LoraHyperparams) -> str:
+    """One phrase for the log: method, learning rate and the levers in use."""
+    if hp.method == "full":
+        parts = [f"full fine-tuning, lr {hp.learning_rate:g}"]
+    else:
+        parts = [f"LoRA r {hp.lora_r}, alpha {hp.lora_alpha:g}, lr {hp.learning_rate:g}"]
+        parts += ["rsLoRA"] * hp.use_rslora + ["LayerNorms trained"] * hp.train_layernorm
+        if hp.loraplus_lr_ratio is not None:
+            parts.append(f"LoRA+ ratio {hp.loraplus_lr_ratio:g}")
+    return ", ".join([*parts, f"{hp.lr_scheduler} schedule"])
+
+
+def _save_adapter(
+    model: PeftModel,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: Path,
+    metadata: dict,
+    card: ModelCardFacts,
+) -> Path:
+    """Write the adapter, tokenizer, metadata and model card; returns the adapter directory."""
+    adapter_dir = output_dir / ADAPTER_DIR
+    tmp_dir = output_dir / f".{ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    set_adapter_base(model, card.base_model)  # a portable name, not this machine's path
+    # the vocabulary is never resized: no need for PEFT to look the base up to decide that
+    model.save_pretrained(tmp_dir, safe_serialization=True, save_embedding_layers=False)
+    tokenizer.save_pretrained(tmp_dir)
+    write_model_metadata(tmp_dir, metadata)
+    write_model_card(tmp_dir, card)  # replaces PEFT's blank template; the run adds test metrics
+    register_base(card.base_model)  # PEFT's loaders find the base by name on this machine
+    shutil.rmtree(adapter_dir, ignore_errors=True)
+    tmp_dir.replace(adapter_dir)
+    return adapter_dir
+
+
+def _save_full_model(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path, metadata: dict
+) -> Path:
+    """Write a fully fine-tuned model (safetensors), its tokenizer and metadata; returns the
+    directory. No model card: the card describes adapters."""
+    model_dir = output_dir / FULL_MODEL_DIR
+    tmp_dir = output_dir / f".{FULL_MODEL_DIR}.tmp"
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    model.save_pretrained(tmp_dir)  # transformers 5 writes safetensors only
+    tokenizer.save_pretrained(tmp_dir)
+    write_model_metadata(tmp_dir, metadata)
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp_dir.replace(model_dir)
+    return model_dir
 
 
 def last_complete_checkpoint(checkpoints: Path) -> str | None:

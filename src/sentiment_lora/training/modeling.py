@@ -128,7 +128,9 @@ def load_classifier(source: str) -> PreTrainedModel:
 
 
 def add_lora(model: PreTrainedModel, hp: LoraHyperparams) -> PeftModel:
-    """Wrap ``model`` with LoRA adapters per ``hp``; the classifier head stays trainable."""
+    """Wrap ``model`` with LoRA adapters per ``hp``; the classifier head stays trainable
+    (PEFT adds it to ``modules_to_save`` for SEQ_CLS), the LayerNorms too with
+    ``hp.train_layernorm``."""
     targets = resolve_lora_targets(model.config.model_type, hp.target_modules)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS,
@@ -136,8 +138,22 @@ def add_lora(model: PreTrainedModel, hp: LoraHyperparams) -> PeftModel:
         lora_alpha=hp.lora_alpha,
         lora_dropout=hp.lora_dropout,
         target_modules=targets,
+        use_rslora=hp.use_rslora,
+        modules_to_save=layernorm_names(model) if hp.train_layernorm else None,
     )
     return get_peft_model(model, config)
+
+
+def layernorm_names(model: torch.nn.Module) -> list[str]:
+    """Distinct attribute names of ``model``'s LayerNorms ('LayerNorm' for BERT; DistilBERT
+    adds 'sa_layer_norm' and 'output_layer_norm'), as PEFT's ``modules_to_save`` takes them."""
+    return sorted(
+        {
+            name.rsplit(".", 1)[-1]
+            for name, m in model.named_modules()
+            if isinstance(m, torch.nn.LayerNorm)
+        }
+    )
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:

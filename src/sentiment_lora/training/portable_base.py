@@ -69,9 +69,18 @@ def portable_base(model: str) -> BaseReference:
     path (it exists only on this machine).
     """
     source = resolve_model_source(model)
-    if model == EMBEDDED or Path(source) == embedded_model_path().resolve():
+    if model == EMBEDDED or _is_embedded_copy(source):
         return BaseReference(name_or_path=EMBEDDED_BASE_ID, revision=embedded_base_revision())
     return BaseReference(name_or_path=source)
+
+
+def _is_embedded_copy(source: str) -> bool:
+    """True if ``source`` is the packaged model's directory; False where the package is not
+    installed (a machine given the model as a plain directory)."""
+    try:
+        return Path(source) == embedded_model_path().resolve()
+    except ImportError:
+        return False
 
 
 def _embedded_base_config() -> bytes:
