@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,6 +21,7 @@ from sentiment_lora.operations.events import (
 )
 from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import LATEST, MODEL_DIR
+from sentiment_lora.reporting.listen import ServerOptions
 
 if TYPE_CHECKING:  # importing it loads pandas and scikit-learn: only `data add` needs them
     from sentiment_lora.operations.data_versions import DataUpdate
@@ -109,35 +111,45 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print(text: str) -> None:
+    """Write ``text`` to stdout; a reader that stopped reading (``| head -1``) ends it quietly.
+
+    As Python's documentation advises, stdout is pointed at /dev/null after a broken pipe, so
+    the interpreter's last flush does not fail again on exit.
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """Re-render a run's report.html and report.pdf from its files (no retraining)."""
     from sentiment_lora.reporting.render import render_report
 
-    try:
-        html, pdf = render_report(Path(args.run_dir))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: RUN_DIR: {exc}", file=sys.stderr)
-        return 2
-    print(html)
-    print(pdf)
+    html, pdf = render_report(Path(args.run_dir), out_dir=args.out)  # RunFileError: one line
+    _print(f"{html}\n{pdf}\n")
     return 0
 
 
 def cmd_serve_reports(args: argparse.Namespace) -> int:
     """Serve the runs of a reports directory over HTTP until interrupted."""
-    from sentiment_lora.reporting.server import serve
+    from sentiment_lora.reporting.listen import bind, server_options
 
-    try:
-        reports_dir = Path(SERVE_OPTIONS.build(args, "options").reports_dir)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    options = server_options(args.host, args.port)  # OptionError before anything is bound
+    dirs = SERVE_OPTIONS.build(args, "options")
+    reports_dir, registry_dir = Path(dirs.reports_dir), Path(dirs.registry_dir)
     if not reports_dir.is_dir():
         print(f"error: --reports-dir: {reports_dir} is not a directory", file=sys.stderr)
         return 2
-    print(f"serving {reports_dir} at http://{args.host}:{args.port}/", file=sys.stderr)
-    registry_dir = Path(SERVE_OPTIONS.build(args, "options").registry_dir)
-    serve(reports_dir, registry_dir=registry_dir, host=args.host, port=args.port)
+    sock = bind(options)  # OptionError: the port is taken, the host is not this machine's
+    print(f"serving {reports_dir} at http://{options.host}:{options.port}/", file=sys.stderr)
+    from sentiment_lora.reporting.server import serve  # matplotlib, pandas: seconds to load
+
+    serve(reports_dir, registry_dir=registry_dir, sock=sock)
     return 0
 
 
@@ -145,7 +157,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of fine_tuning_results.json."""
     from sentiment_lora.reporting.results import results_schema
 
-    print(json.dumps(results_schema(), indent=2))
+    _print(json.dumps(results_schema(), indent=2) + "\n")
     return 0
 
 
@@ -388,11 +400,19 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="re-render a run's report.html and report.pdf from its JSON"
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, e.g. reports/latest")
+    report.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write the report and its figures into DIR (created if needed) instead of RUN_DIR, "
+        "e.g. for a read-only run directory",
+    )
     report.set_defaults(func=cmd_report, uses_models=False)
     serve = sub.add_parser("serve-reports", help="serve the runs' reports over HTTP")
     SERVE_OPTIONS.add_to(serve)
-    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="default: 8765")
+    for name, kind in (("host", str), ("port", int)):  # checked by ServerOptions, one line
+        field = ServerOptions.model_fields[name]
+        help_ = f"{field.description} (default: {field.default})"
+        serve.add_argument(f"--{name}", type=kind, default=field.default, help=help_)
     serve.set_defaults(func=cmd_serve_reports, uses_models=False)
     schema = sub.add_parser("schema", help="print the JSON Schema of fine_tuning_results.json")
     schema.set_defaults(func=cmd_schema, uses_models=False)

@@ -1,13 +1,21 @@
-"""The report server: run index, file serving with content types, no path traversal."""
+"""The report server: run index, file serving with content types, no path traversal, and no
+5xx for hostile URLs or damaged runs (checked on a real server)."""
 
+import html
+import http.client
 import json
+import logging
 import shutil
+import socket
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
 
 from sentiment_lora.paths import RESULTS_FILE
+from sentiment_lora.reporting import server as report_server
 from sentiment_lora.reporting.server import create_app
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
@@ -155,3 +163,117 @@ def test_index_shows_the_trend_and_marks_the_champion(reports: Path, tmp_path: P
     assert f"{OLD} ★ champion" in page and f"{NEW} ★ champion" not in page
     plain = TestClient(create_app(reports)).get("/").text
     assert "<svg" not in plain and "★ champion" not in plain
+
+
+# --- a real server on 127.0.0.1, real HTTP requests ------------------------------------------
+
+
+@pytest.fixture
+def live(reports: Path, tmp_path: Path):
+    """``reports`` (its newest run damaged) served by uvicorn on a free port; yields a GET."""
+    registry = tmp_path / "registry"
+    registry.mkdir()
+    app = create_app(reports, registry_dir=registry)
+    server = report_server.server(app, log_level="warning", log_config=None)
+    sock = socket.create_server(("127.0.0.1", 0))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started
+
+    def get(path: str) -> tuple[int, str, dict[str, str]]:
+        connection = http.client.HTTPConnection("127.0.0.1", sock.getsockname()[1], timeout=30)
+        try:
+            connection.putrequest("GET", path, skip_host=False, skip_accept_encoding=True)
+            connection.endheaders()
+            response = connection.getresponse()
+            body = response.read().decode("utf-8", "replace")
+            return response.status, body, dict(response.getheaders())
+        finally:
+            connection.close()
+
+    yield get
+    server.should_exit = True
+    thread.join(10)
+
+
+DAMAGES = {
+    "deeply nested": (b"[" * 100_000, "nested deeper than 64 levels"),
+    "not UTF-8": (b'{"run_id": "\xff"}', "not UTF-8"),
+    "empty": (b"", "is empty"),
+    "wrong type": (b'{"run_id": 5}', "run_id: Input should be a valid string"),
+    "a directory": (None, "is a directory"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_newest_run_is_listed_and_latest_still_serves(
+    reports: Path, live, damage: str
+) -> None:
+    content, reason = DAMAGES[damage]
+    results = reports / NEW / RESULTS_FILE
+    results.unlink()
+    if content is None:
+        results.mkdir()
+    else:
+        results.write_bytes(content)
+    status, body, _ = live("/")
+    assert status == 200
+    assert "damaged:" in body and reason in html.unescape(body) and OLD in body
+    status, _, headers = live("/latest/")
+    assert status == 307 and headers["location"] == "/latest/report.html"
+    assert live("/latest/report.html")[:2] == (200, f"<p>{NEW}</p>")
+    assert live(f"/runs/{NEW}/")[0] == 307  # still a run: its report is served
+
+
+def test_a_damaged_registry_does_not_hide_the_runs(tmp_path: Path, live) -> None:
+    (tmp_path / "registry" / "ledger.jsonl").write_text("not json\nnot json either\n")
+    status, body, _ = live("/")
+    assert status == 200 and "registry: damaged:" in body and NEW in body and OLD in body
+
+
+LONG = "a" * 5000  # one path component longer than any file name may be (ENAMETOOLONG)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/" + "a" * 100_000, {414}),
+        (f"/runs/{OLD}/report.html?" + "q" * 100_000, {414}),
+        (f"/runs/{LONG}/report.html", {404}),
+        (f"/runs/{LONG}/", {404}),
+        (f"/runs/{OLD}/{LONG}.html", {404}),
+        (f"/latest/{LONG}.pdf", {404}),
+        ("/runs/%00/report.html", {400, 404}),
+        (f"/runs/{OLD}/report.html%00.pdf", {400, 404}),
+        ("/latest/%00", {400, 404}),
+        ("/runs/../secret.json", {400, 404}),
+        (f"/runs/{OLD}/../../secret.json", {400, 404}),
+        ("/runs/%2e%2e/secret.json", {400, 404}),
+        (f"/runs/{OLD}/..%2F..%2Fsecret.json", {400, 404}),
+        ("/runs/%2Fetc%2Fpasswd/report.html", {400, 404}),
+        (f"/runs/{OLD}/%2Fetc%2Fpasswd", {400, 404}),
+        ("//etc/passwd", {400, 404}),
+        ("/runs//etc/passwd", {400, 404}),
+    ],
+)
+def test_hostile_urls_get_4xx_never_5xx(live, path: str, expected: set[int]) -> None:
+    status, body, _ = live(path)
+    assert status in expected, (path[:80], status, body[:200])
+    assert "secret" not in body and "root:" not in body
+
+
+def test_an_unexpected_error_in_a_handler_is_a_logged_500(live, monkeypatch, caplog) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(report_server, "list_runs", broken)
+    with caplog.at_level(logging.ERROR):
+        status, body, _ = live("/")
+        assert status == 500 and "a bug" not in body  # no traceback for the client
+        deadline = time.monotonic() + 10  # uvicorn logs it after the answer has gone out
+        while not any(r.exc_info and "a bug" in str(r.exc_info[1]) for r in caplog.records):
+            assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+            time.sleep(0.05)

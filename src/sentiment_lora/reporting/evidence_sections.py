@@ -126,7 +126,7 @@ def calibration_context(summary: RunSummary) -> dict[str, Any] | None:
         effect = "softens the probabilities (the model was over-confident on validation)"
     change = "lowered" if after.ece < before.ece else "did not lower"
     sentence = (
-        f"A temperature of {temperature:.3f}, fitted on the validation split, {effect}; "
+        f"A temperature of {fmt.num(temperature, 3)}, fitted on the validation split, {effect}; "
         f"on the test set it {change} the ECE ({fmt.num(before.ece)} to {fmt.num(after.ece)}) "
         f"and changed the Brier score from {fmt.num(before.brier)} to {fmt.num(after.brier)}."
     )

@@ -59,7 +59,7 @@ def interval(value: Interval | None, digits: int = 4) -> str:
 
 def confidence_label(value: Interval | None) -> str:
     """``95% CI``."""
-    return f"{value.confidence:.0%} CI" if value is not None else "CI"
+    return f"{value.confidence:.0%} CI" if value and _finite(value.confidence) else "CI"
 
 
 def learning_rate(value: float | None) -> str:

@@ -37,7 +37,7 @@ def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[s
     if after_train is not None and after_validation is not None:
         steps.append(
             (
-                f"stratified {config.validation_fraction:.0%} validation split "
+                f"stratified {fmt.pct(config.validation_fraction, 0)} validation split "
                 f"(seed {config.seed})",
                 "train / validation",
                 "",

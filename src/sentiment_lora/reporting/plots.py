@@ -7,6 +7,7 @@ style or hatch as well as by colour.
 
 import functools
 import io
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -28,6 +29,7 @@ from sentiment_lora.evidence.error_analysis import (  # noqa: E402
 )
 from sentiment_lora.io import atomic_write_bytes  # noqa: E402
 from sentiment_lora.paths import PREDICTIONS_FILE, PROB_PREFIX  # noqa: E402
+from sentiment_lora.reporting import format as fmt  # noqa: E402
 from sentiment_lora.reporting.results import RunSummary  # noqa: E402
 from sentiment_lora.reporting.trend import Trend, build_trend  # noqa: E402
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO  # noqa: E402
@@ -97,8 +99,10 @@ def _save(fig: Figure, out_dir: Path, name: str) -> str:
 def _label_bars(ax: plt.Axes, bars: Any) -> None:
     for bar in bars:
         height = bar.get_height()
+        if not np.isfinite(height):
+            continue  # a missing score has no bar and no label
         ax.annotate(
-            f"{height:.3f}",
+            fmt.num(height, 3),
             (bar.get_x() + bar.get_width() / 2, height),
             xytext=(0, 2),
             textcoords="offset points",
@@ -122,7 +126,7 @@ def plot_hyperparameter_comparison(summary: RunSummary, *, out_dir: Path) -> str
     x = np.arange(len(names))
     width = 0.8 / len(series)
     fig, ax = plt.subplots(figsize=(FULL_WIDTH, 3.0))
-    values = [v for _, vs in series for v in vs if v is not None]
+    values = [v for _, vs in series for v in vs if v is not None and math.isfinite(v)]
     for i, (label, vs) in enumerate(series):
         heights = [np.nan if v is None else v for v in vs]
         bars = ax.bar(
@@ -238,9 +242,10 @@ def plot_roc_pr_curves(summary: RunSummary, *, predictions: pd.DataFrame, out_di
         scores = predictions[PROB_PREFIX + name].to_numpy(dtype=float)
         style = {**_style(i), "marker": None, "linewidth": 2.0 if name == best else 1.4}
         fpr, tpr, _ = roc_curve(labels, scores)
-        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})", **style)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {fmt.num(auc(fpr, tpr), 3)})", **style)
         precision, recall, _ = precision_recall_curve(labels, scores)
-        pr_ax.plot(recall, precision, label=f"{name} (AUC {auc(recall, precision):.3f})", **style)
+        pr_auc = fmt.num(auc(recall, precision), 3)
+        pr_ax.plot(recall, precision, label=f"{name} (AUC {pr_auc})", **style)
     roc_ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=(0, (2, 2)), label="chance")
     prevalence = float(labels.mean())
     pr_ax.axhline(prevalence, color="black", linewidth=0.8, linestyle=(0, (2, 2)), label="chance")
@@ -275,7 +280,7 @@ def plot_reliability_diagram(calibration: CalibrationReport, *, out_dir: Path) -
     ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="perfect")
     parts = (
         ("before", calibration.before),
-        (f"after (T = {calibration.temperature:.3f})", calibration.after),
+        (f"after (T = {fmt.num(calibration.temperature, 3)})", calibration.after),
     )
     counts_all = [b.count for _, part in parts for b in part.bins]
     largest = max(counts_all, default=1) or 1
@@ -292,7 +297,7 @@ def plot_reliability_diagram(calibration: CalibrationReport, *, out_dir: Path) -
             edgecolors=style["color"],
             linewidths=1.2,
             zorder=3,
-            label=f"{label}: ECE {part.ece:.4f}",
+            label=f"{label}: ECE {fmt.num(part.ece)}",
         )
     filled = _filled(b for _, part in parts for b in part.bins)
     low_x = min((b.mean_confidence for b in filled if b.mean_confidence is not None), default=0.5)
@@ -391,21 +396,23 @@ def trend_svg(trend: Trend) -> str:
     return svg[svg.index("<svg") :]
 
 
-def render_plots(run_dir: Path | str, *, summary: RunSummary) -> dict[str, str]:
-    """Draw every figure the run's data allows into ``run_dir``; return key -> file name.
+def render_plots(
+    out_dir: Path | str, *, summary: RunSummary, predictions: pd.DataFrame | None = None
+) -> dict[str, str]:
+    """Draw every figure the run's data allows into ``out_dir``; return key -> file name.
 
-    Figures whose section is missing from the summary (an older run without calibration,
-    say) or whose ``test_predictions.csv`` is absent are skipped.
+    ``predictions`` is the run's checked ``test_predictions.csv``
+    (:func:`sentiment_lora.reporting.predictions.read_predictions`). Figures whose section is
+    missing from the summary (an older run without calibration, say) or whose predictions are
+    absent are skipped.
     """
-    run_dir = Path(run_dir)
+    run_dir = Path(out_dir)
     plots = {
         "hyperparameter_comparison": plot_hyperparameter_comparison(summary, out_dir=run_dir),
         "training_curves": plot_training_curves(summary, out_dir=run_dir),
         "confusion_matrix": plot_confusion_matrix(summary, out_dir=run_dir),
     }
-    predictions_path = run_dir / PREDICTIONS_FILE
-    if predictions_path.is_file():
-        predictions = pd.read_csv(predictions_path)
+    if predictions is not None:
         plots["roc_pr_curves"] = plot_roc_pr_curves(
             summary, predictions=predictions, out_dir=run_dir
         )

@@ -8,6 +8,9 @@ path instead of failing somewhere in a template. ``sentiment-lora schema`` print
 """
 
 import json
+import math
+import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sentiment_lora.config import Backend, DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
+from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.baselines import DESCRIPTIONS
 from sentiment_lora.evidence.calibration import CalibrationReport
 from sentiment_lora.evidence.clustering import ClusteringResult
@@ -29,6 +33,9 @@ from sentiment_lora.training.data import PreparedData
 from sentiment_lora.training.evaluation import Evaluation, EvaluationMetrics
 from sentiment_lora.training.lora import EpochRecord, TrainingResult
 
+MAX_RESULTS_BYTES = 16 * 2**20  # a results file is ~50 KB; its ledger grows ~0.3 KB per run
+MAX_JSON_DEPTH = 64  # a results file nests ~10 levels; json.loads recurses once per level
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')  # a string (skipped) or a bracket
 SELECTION_RULE = "highest validation macro-F1; ties: accuracy, then fewer trainable parameters"
 
 
@@ -230,32 +237,154 @@ def results_schema() -> dict[str, Any]:
     return RunSummary.model_json_schema(mode="serialization")
 
 
+class RunFileError(UserError):
+    """A file of a run directory (or the directory itself) that cannot be used as it is."""
+
+
 def _location(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def read_run_file(path: Path, *, what: str, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or :class:`RunFileError`.
+
+    ``what`` names the file in messages (``results file``); a FIFO or device is refused
+    before it is opened (reading one could block forever).
+    """
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise RunFileError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise RunFileError(f"{path}: is a directory, not a {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise RunFileError(f"{path}: not a regular file")
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise RunFileError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    if len(data) > limit:
+        size = f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit:,} bytes"
+        raise RunFileError(f"{path}: more than {size}, too large for a {what} (the right file?)")
+    if not data.strip():
+        raise RunFileError(f"{path}: the {what} is empty (was the run interrupted?)")
+    return data
+
+
+def decode_utf8(data: bytes, path: Path) -> str:
+    """``data`` as text (a UTF-8 BOM is dropped), or :class:`RunFileError` naming line:column."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RunFileError(
+            f"{path}:{line}:{column}: not UTF-8 (byte 0x{data[exc.start]:02x}); "
+            "run files are UTF-8 text"
+        ) from None
+
+
+def _nesting_error(text: str) -> tuple[int, str] | None:
+    """(offset, message) of the first bracket nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return None
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                message = f"nested deeper than {MAX_JSON_DEPTH} levels (a results file has ~10)"
+                return match.start(), message
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+def _line_column(text: str, offset: int) -> str:
+    line = text.count("\n", 0, offset) + 1
+    return f"{line}:{offset - (text.rfind(chr(10), 0, offset) + 1) + 1}"
+
+
+def _out_of_range(literal: str) -> ValueError:
+    shown = literal if len(literal) <= 24 else f"{literal[:20]}...({len(literal)} characters)"
+    return ValueError(f"the number {shown} is out of range")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _out_of_range(literal)
+    return value
+
+
+def _float_sized_int(literal: str) -> int:
+    if len(literal.lstrip("-")) > 308:  # beyond any float: a metric would become inf
+        raise _out_of_range(literal)
+    return int(literal)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON (use null)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"the key {duplicate!r} appears twice in one object")
+    return dict(pairs)
+
+
+def check_strict_json(text: str, path: Path) -> None:
+    """Refuse what ``json.loads`` would choke on or accept too kindly, naming ``path``.
+
+    Nesting deeper than :data:`MAX_JSON_DEPTH` is refused before parsing (no RecursionError);
+    NaN, infinities, numbers beyond the float range and duplicate keys are refused while parsing.
+    """
+    if (deep := _nesting_error(text)) is not None:
+        offset, message = deep
+        raise RunFileError(f"{path}:{_line_column(text, offset)}: {message}")
+    try:
+        json.loads(
+            text,
+            parse_constant=_reject_constant,
+            parse_float=_finite_float,
+            parse_int=_float_sized_int,
+            object_pairs_hook=_unique_keys,
+        )
+    except json.JSONDecodeError as exc:
+        raise RunFileError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError) as exc:
+        raise RunFileError(f"{path}: not valid JSON: {exc}") from None
 
 
 def load_results(run_dir: Path | str) -> RunSummary:
     """Parse and validate ``run_dir/fine_tuning_results.json``.
 
-    Raises FileNotFoundError or ValueError naming the file and, for a schema error, the key.
+    Raises :class:`RunFileError` (a :class:`UserError`) naming the directory or the file and,
+    where it makes sense, the line and column or the key: a missing or unreadable file, one
+    that is empty, too large, not UTF-8, not strict JSON, nested too deep, or not a
+    :class:`RunSummary` (types are checked strictly: ``"0.9"`` is not a number).
     """
-    path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: results file not found (is {run_dir} a run directory?)")
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        problem = "is not a directory" if run_dir.exists() else "does not exist"
+        raise RunFileError(f"{run_dir}: {problem} (a run directory holds {RESULTS_FILE})")
+    path = run_dir / RESULTS_FILE
+    if not path.exists() and not path.is_symlink():
+        raise RunFileError(f"{path}: not found (is {run_dir} a run directory?)")
+    text = decode_utf8(read_run_file(path, what="results file", limit=MAX_RESULTS_BYTES), path)
+    check_strict_json(text, path)
     try:
-        data = json.loads(path.read_bytes(), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from None
-    try:
-        return RunSummary.model_validate(data)
+        return RunSummary.model_validate_json(text, strict=True)
     except ValidationError as exc:
         error = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ValueError(f"{path}: {_location(error['loc'])}: {error['msg']}{more}") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+        raise RunFileError(f"{path}: {_location(error['loc'])}: {error['msg']}{more}") from None
 
 
 def dump_results(summary: RunSummary) -> str:

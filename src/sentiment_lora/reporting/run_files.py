@@ -1,5 +1,6 @@
 """Writing a run's files into its staging directory (published by :func:`paths.publish_run`)."""
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,10 @@ def test_predictions_frame(
     return frame
 
 
-def _estimate(value: float, interval: Interval | None) -> MetricEstimate:
+def _estimate(value: float, interval: Interval | None) -> MetricEstimate | None:
+    """The card's metric; None (the card leaves it out) for a value that is not a number."""
+    if not math.isfinite(value):
+        return None
     if interval is None or not interval.low <= value <= interval.high:
         return MetricEstimate(value=value)
     return MetricEstimate(

@@ -13,6 +13,9 @@ MAIN_TEMPLATE = "report.html.j2"
 _PACKAGE_DATA_DIR = Path(__file__).resolve().parents[1] / "templates"  # in an installed wheel
 # A source checkout without the package mapping (e.g. PYTHONPATH=src): src/../templates.
 _CHECKOUT_DIR = Path(__file__).resolve().parents[3] / "templates"
+# Code imported from a checkout's src/ uses that checkout's templates first, even where an
+# editable install of another checkout (a git worktree's main) maps the package elsewhere.
+_IN_CHECKOUT = Path(__file__).resolve().parents[2].name == "src"
 
 
 def _package_dirs() -> list[Path]:
@@ -34,7 +37,8 @@ def templates_dir() -> Path:
     FileNotFoundError
         If no candidate directory holds ``report.html.j2``; the message names every path tried.
     """
-    candidates = list(dict.fromkeys([*_package_dirs(), _PACKAGE_DATA_DIR, _CHECKOUT_DIR]))
+    first = [_CHECKOUT_DIR] if _IN_CHECKOUT else []
+    candidates = list(dict.fromkeys([*first, *_package_dirs(), _PACKAGE_DATA_DIR, _CHECKOUT_DIR]))
     for candidate in candidates:
         if (candidate / MAIN_TEMPLATE).is_file():
             return candidate
