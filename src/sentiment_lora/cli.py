@@ -201,12 +201,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_champion_list(args: argparse.Namespace) -> int:
     """Print the registry's versions; the current champion is marked with ``*``."""
-    from sentiment_lora.operations.registry import list_versions, read_champion_version
+    from sentiment_lora.operations.registry import check_champion, list_versions
 
     try:
         registry_dir = _registry_dir(args)
         versions = list_versions(registry_dir)
-        champion = read_champion_version(registry_dir)
+        champion = check_champion(registry_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
