@@ -101,3 +101,23 @@ def tiny_distilbert_dir(tmp_path_factory) -> Path:
     DistilBertModel(config).save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(embedded_model_path()).save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_distilbert_dir: Path, tmp_path_factory) -> Path:
+    """A model directory as the pipeline writes it: a LoRA adapter on the tiny DistilBERT,
+    trained for one epoch on 20 rows (seconds). Tests that damage it work on a copy."""
+    from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+    from sentiment_lora.training.data import prepare_sst2
+    from sentiment_lora.training.lora import train_lora
+
+    tmp = tmp_path_factory.mktemp("tiny-model")
+    data = tmp / "sst2"
+    data.mkdir()
+    rows = "".join(f"a good film number {i}\t1\na bad film number {i}\t0\n" for i in range(10))
+    for name in ("train.tsv", "dev.tsv"):
+        (data / name).write_text("sentence\tlabel\n" + rows)
+    prepared = prepare_sst2(DataConfig(data_dir=str(data)), tmp / "prep")
+    hp = LoraHyperparams(name="tiny", learning_rate=1e-3, epochs=1, batch_size=8)
+    train = TrainConfig(model=str(tiny_distilbert_dir), max_length=16)
+    return Path(train_lora(prepared, hp, train, tmp / "run").adapter_dir)

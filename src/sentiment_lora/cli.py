@@ -4,11 +4,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
-from sentiment_lora.cli_options import ModelOptions
+from sentiment_lora.cli_options import ModelOptions, OptionError
 from sentiment_lora.config import DataConfig, RunOptions, TrainConfig
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
 from sentiment_lora.operations.events import (
@@ -38,67 +38,85 @@ DATA_OPTIONS = ModelOptions({"data": DataConfig}, only=("data_dir",))
 DATA_EVENT, DATA_RESOURCE = DATA_UPDATED, DATA_RESOURCE
 
 
-def _read_lines(source: TextIO) -> Iterator[str]:
-    for number, raw in enumerate(source, start=1):
-        line = raw.rstrip("\r\n")
-        if line.strip():
-            yield line
-        elif raw.strip("\r\n"):
-            print(f"warning: line {number} is blank, skipped", file=sys.stderr)
+def _warn_blank(number: int) -> None:
+    print(f"warning: line {number} is blank, skipped", file=sys.stderr)
 
 
-def _open_input(path: str) -> TextIO:
-    if path == "-":
-        return open(sys.stdin.fileno(), encoding="utf-8", errors="strict", closefd=False)
-    return open(path, encoding="utf-8", errors="strict")
+def default_model_dir(registry_dir: Path, reports_dir: Path) -> tuple[Path, str]:
+    """The model ``predict`` serves without ``--model-dir``, and why: the registry's champion,
+    else (no champion at all) the newest run's best model. A champion whose model is gone is
+    an error (RegistryError), never replaced by the newest run's model."""
+    from sentiment_lora.operations.registry import served_model_dir
+
+    champion = served_model_dir(registry_dir)
+    if champion is not None:
+        return champion, f"the champion of {registry_dir}"
+    latest = reports_dir / LATEST / MODEL_DIR
+    if not latest.is_dir():
+        raise OptionError(
+            f"--model-dir: not given, {registry_dir} has no champion and {latest} does not "
+            "exist; run the pipeline first, or pass --model-dir"
+        )
+    return latest, f"the newest run's model: {registry_dir} has no champion"
 
 
-def default_model_dir(registry_dir: Path, reports_dir: Path) -> Path:
-    """The champion's model if the registry has one, else the newest run's best model."""
-    from sentiment_lora.operations.registry import champion_model_dir
+def _given_model_dir(model_dir: str) -> Path:
+    path = Path(model_dir)
+    if not path.exists():
+        raise OptionError(f"--model-dir: {path} does not exist (run the pipeline first)")
+    if not path.is_dir():
+        raise OptionError(f"--model-dir: {path} is a file, not a model directory")
+    return path
 
-    champion = champion_model_dir(registry_dir)
-    return champion if champion.is_dir() else reports_dir / LATEST / MODEL_DIR
+
+def _check_device(device: str) -> None:
+    from sentiment_lora.training.modeling import ModelLoadError, pick_device
+
+    try:
+        pick_device(device)
+    except ModelLoadError as exc:
+        flag = PREDICT_OPTIONS.flags["train", "device"]
+        raise OptionError(f"{flag}{str(exc).removeprefix('device')}") from None
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and Python's exit flush must not fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict the sentiment of one sentence per line; write one JSON object per line."""
-    from sentiment_lora.training.inference import SentimentAnalyzer
+    """Predict the sentiment of one sentence per line; write one JSON object per line.
 
-    try:
-        options = PREDICT_OPTIONS.build(args, "train").inference_options()
-        dirs = PREDICT_OPTIONS.build(args, "options")
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    model_dir = (
-        Path(args.model_dir)
-        if args.model_dir
-        else default_model_dir(Path(dirs.registry_dir), Path(dirs.reports_dir))
-    )
-    if not model_dir.is_dir():
-        print(
-            f"error: --model-dir: {model_dir} does not exist (run the pipeline first)",
-            file=sys.stderr,
-        )
-        return 2
-    try:
-        with _open_input(args.file) as fh:
-            texts = list(_read_lines(fh))
-    except FileNotFoundError:
-        print(f"error: FILE: {args.file} not found", file=sys.stderr)
-        return 2
-    except UnicodeDecodeError as exc:
-        print(
-            f"error: FILE: {args.file} is not valid UTF-8 ({exc.reason} at byte {exc.start})",
-            file=sys.stderr,
-        )
-        return 2
-    analyzer = SentimentAnalyzer.load(model_dir, **options)
-    out = sys.stdout
-    for text, prediction in zip(texts, analyzer.predict(texts), strict=True):
-        out.write(json.dumps({"text": text, **prediction.model_dump()}, ensure_ascii=False) + "\n")
-    out.flush()
+    Answers a batch at a time (a full batch, or on a pipe whatever has arrived when the input
+    pauses) and flushes after each. When the reader goes away (``| head -1``) it stops quietly
+    with exit status 0: the reader has what it asked for.
+    """
+    from sentiment_lora.training.inference import SentimentAnalyzer
+    from sentiment_lora.training.streaming import batched, open_sentences, read_lines
+
+    options = PREDICT_OPTIONS.build(args, "train").inference_options()
+    dirs = PREDICT_OPTIONS.build(args, "options")
+    _check_device(options["device"])
+    if args.model_dir:
+        model_dir = _given_model_dir(args.model_dir)
+    else:
+        model_dir, why = default_model_dir(Path(dirs.registry_dir), Path(dirs.reports_dir))
+        print(f"model: {model_dir} ({why})", file=sys.stderr)
+    with open_sentences(args.file) as fd:
+        analyzer = SentimentAnalyzer.load(model_dir, **options)
+        lines = read_lines(fd, name=args.file, on_blank=_warn_blank)
+        try:
+            for batch in batched(lines, int(options["batch_size"])):
+                for text, prediction in zip(batch, analyzer.predict(batch), strict=True):
+                    row = {"text": text, **prediction.model_dump()}
+                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+        except BrokenPipeError:
+            _drop_stdout()
+        except KeyboardInterrupt:
+            return 130
     return 0
 
 
@@ -213,12 +231,12 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 def cmd_champion_list(args: argparse.Namespace) -> int:
     """Print the registry's versions; the current champion is marked with ``*``."""
-    from sentiment_lora.operations.registry import list_versions, read_champion_version
+    from sentiment_lora.operations.registry import check_champion, list_versions
 
     try:
         registry_dir = _registry_dir(args)
         versions = list_versions(registry_dir)
-        champion = read_champion_version(registry_dir)
+        champion = check_champion(registry_dir)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

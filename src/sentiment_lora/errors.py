@@ -8,12 +8,23 @@ shows the traceback of a user error too.
 
 import logging
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 DEBUG_ENV = "SENTIMENT_LORA_DEBUG"
 
 
 class UserError(ValueError):
     """An error in the user's input; the message names the file, line, option or path."""
+
+
+def validation_message(exc: "ValidationError") -> str:
+    """The first error of a pydantic ValidationError on one line: ``field.sub: message``."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}" if where else error["msg"]
 
 
 def debug_requested(flag: bool = False) -> bool:

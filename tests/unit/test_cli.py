@@ -207,6 +207,69 @@ def test_champion_rollback_errors_are_one_line_with_exit_2(
     assert (registry / "champion.json").read_bytes() == before
 
 
+def _cut(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:50])
+
+
+def _lose_champion(registry: Path) -> None:
+    shutil.rmtree(registry / "versions" / "v0002")
+
+
+@pytest.mark.parametrize(
+    ("damage", "command", "message"),
+    [
+        (lambda r: _cut(r / "champion.json"), ["champion", "list"], "champion.json: Invalid JSON"),
+        (
+            lambda r: _cut(r / "champion.json"),
+            ["champion", "rollback", "v0001", "--reason", "x"],
+            "champion.json: Invalid JSON",
+        ),
+        (
+            lambda r: _cut(r / "versions" / "v0001" / "record.json"),
+            ["champion", "list"],
+            "versions/v0001/record.json: Invalid JSON",
+        ),
+        (
+            lambda r: _cut(r / "versions" / "v0001" / "record.json"),
+            ["champion", "rollback", "v0001", "--reason", "x"],
+            "versions/v0001/record.json: Invalid JSON",
+        ),
+        (
+            _lose_champion,
+            ["champion", "list"],
+            "champion.json: the champion v0002 is not in",
+        ),
+        (
+            lambda r: (r / "ledger.jsonl").write_text('{"kind": "run", "run_id": 5}\n{}\n'),
+            ["runs"],
+            "ledger.jsonl:1: not a ledger record: run.run_id: Input should be a valid string",
+        ),
+    ],
+    ids=["list, champion cut", "rollback, champion cut", "list, record cut",
+         "rollback, record cut", "list, champion lost", "runs, ledger retyped"],
+)  # fmt: skip
+def test_damaged_registry_files_are_one_line_naming_the_file(
+    tmp_path: Path, capsys, damage, command: list[str], message: str
+) -> None:
+    registry = tmp_path / "registry"
+    _registry_with_runs(registry, tmp_path)
+    damage(registry)
+    assert main([*command, "--registry-dir", str(registry)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"error: {registry}/{message}"), captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
+
+
+def test_rollback_repairs_a_champion_whose_version_is_lost(tmp_path: Path, capsys) -> None:
+    registry = tmp_path / "registry"
+    _registry_with_runs(registry, tmp_path)
+    _lose_champion(registry)
+    where = ["--registry-dir", str(registry)]
+    assert main(["champion", "rollback", "v0001", "--reason", "v0002 was deleted", *where]) == 0
+    assert capsys.readouterr().out.startswith("champion: v0001 (run run-a")
+    assert main(["champion", "list", *where]) == 0
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path, monkeypatch) -> Path:
     """A writable data directory: three training rows; no Prefect server configured (importing

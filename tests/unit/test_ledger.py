@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from sentiment_lora.operations.gate import append_run_record, decide, gate_outcome
 from sentiment_lora.operations.ledger import (
+    LedgerError,
     RollbackLedgerRecord,
     RunLedgerRecord,
     append_record,
@@ -90,7 +91,26 @@ def test_a_whole_last_record_without_its_newline_is_kept(tmp_path: Path) -> None
 def test_a_bad_line_inside_the_ledger_raises_naming_it(tmp_path: Path) -> None:
     good = _run("run-1").model_dump_json()
     ledger_path(tmp_path).write_text(f"{good}\n{{not json\n{good}\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"ledger\.jsonl:2: not a ledger record"):
+    with pytest.raises(LedgerError, match=r"ledger\.jsonl:2: not a ledger record"):
+        read_ledger(tmp_path)
+
+
+def test_a_line_of_the_wrong_type_is_named_with_its_field(tmp_path: Path) -> None:
+    good = _run("run-1").model_dump_json()
+    retyped = good.replace('"test_accuracy":0.9', '"test_accuracy":"high"')
+    ledger_path(tmp_path).write_text(f"{good}\n{retyped}\n{good}\n", encoding="utf-8")
+    with pytest.raises(LedgerError) as raised:
+        read_ledger(tmp_path)
+    assert str(raised.value) == (
+        f"{ledger_path(tmp_path)}:2: not a ledger record: run.test_accuracy: Input should be a "
+        "valid number, unable to parse string as a number; restore the ledger from a backup, "
+        "or move the line out of it"
+    )
+
+
+def test_a_ledger_that_is_not_a_file_is_named(tmp_path: Path) -> None:
+    ledger_path(tmp_path).mkdir()
+    with pytest.raises(LedgerError, match=r"ledger\.jsonl: cannot be read \(Is a directory"):
         read_ledger(tmp_path)
 
 

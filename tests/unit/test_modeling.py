@@ -38,8 +38,71 @@ def test_model_source_resolution(tmp_path: Path) -> None:
     assert resolve_model_source("distilbert-base-uncased") == "distilbert-base-uncased"
     with pytest.raises(ModelLoadError, match="not a model directory"):
         resolve_model_source(str(tmp_path))
-    with pytest.raises(ModelLoadError, match="neither"):
+    with pytest.raises(ModelLoadError, match="no such model directory"):
         resolve_model_source("./no/such/dir")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ModelLoadError, match="is a file, not a model directory"):
+        resolve_model_source(str(tmp_path / "file"))
+    (tmp_path / "config.json").write_text('{"model_type": "bert",')
+    with pytest.raises(ModelLoadError, match=r"config\.json:1: invalid JSON"):
+        resolve_model_source(str(tmp_path))
+
+
+@pytest.mark.parametrize("typo", ["models/minilm", "./minilm", "~/no-such-minilm", "a/b/c"])
+def test_a_mistyped_local_path_is_not_looked_up_on_the_hub(
+    typo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # the first component exists: a path, not a hub namespace
+    monkeypatch.setattr("transformers.AutoConfig.from_pretrained", _no_hub)
+    with pytest.raises(ModelLoadError, match=f"model: .*{typo[2:]}: no such model directory$"):
+        model_type_of(resolve_model_source(typo))
+
+
+def _no_hub(*args, **kwargs):
+    raise AssertionError("the hub was asked")
+
+
+def test_an_unknown_hub_id_offline_is_one_line_without_retry_noise(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def unreachable(name, **kwargs):
+        import logging
+
+        logging.getLogger("huggingface_hub.utils._http").warning("Retrying in 1s [Retry 1/5].")
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+
+    monkeypatch.setattr("transformers.AutoConfig.from_pretrained", unreachable)
+    source = resolve_model_source("models/minilm")  # no ./models here: could be a hub id
+    assert source == "models/minilm"
+    with pytest.raises(ModelLoadError) as raised:
+        model_type_of(source)
+    assert str(raised.value) == (
+        "model: models/minilm: no such model directory, and not a model id on the Hugging "
+        "Face hub (offline?)"
+    )
+    assert "Retrying" not in caplog.text
+
+
+def test_an_unknown_hub_id_with_the_real_client_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HF_HUB_OFFLINE=1 (conftest): the real lookup fails and is named."""
+    with pytest.raises(ModelLoadError, match="not a model id on the Hugging Face hub"):
+        model_type_of(resolve_model_source("sentiment-lora-tests/no-such-model"))
+
+
+def test_a_hub_id_that_answers_is_loaded_unchanged(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+
+    class Config:
+        model_type = "distilbert"
+
+    def hub(name, **kwargs):
+        asked.append(name)
+        return Config()
+
+    monkeypatch.setattr("transformers.AutoConfig.from_pretrained", hub)
+    assert model_type_of(resolve_model_source("distilbert-base-uncased")) == "distilbert"
+    assert asked == ["distilbert-base-uncased"]
 
 
 def test_embedded_model_is_bert_with_query_value_lora() -> None:
@@ -64,8 +127,26 @@ def test_pickle_only_checkpoint_is_refused(tmp_path: Path, tiny_distilbert_dir: 
     model = DistilBertModel.from_pretrained(tiny_distilbert_dir)
     model.config.save_pretrained(tmp_path)
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle checkpoint
-    with pytest.raises(ModelLoadError, match="safetensors"):
+    with pytest.raises(ModelLoadError, match="only pytorch_model.bin; pickle checkpoints"):
         load_classifier(str(tmp_path))
+
+
+def test_damaged_base_weights_are_named(tmp_path: Path, tiny_distilbert_dir: Path) -> None:
+    import shutil
+
+    base = Path(shutil.copytree(tiny_distilbert_dir, tmp_path / "base"))
+    weights = base / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors: not a valid safetensors file"):
+        load_classifier(resolve_model_source(str(base)))
+
+
+def test_cuda_without_a_gpu_says_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sentiment_lora.training.modeling import pick_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ModelLoadError, match="no CUDA device is available; use 'cpu' or 'auto'"):
+        pick_device("cuda")
 
 
 @pytest.fixture

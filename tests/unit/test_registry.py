@@ -1,5 +1,6 @@
 """Champion/challenger gate."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -15,12 +16,16 @@ from sentiment_lora.operations.gate import (
 )
 from sentiment_lora.operations.registry import (
     ModelRecord,
+    RegistryError,
     VersionRecord,
     champion_model_dir,
+    check_champion,
     list_versions,
     promote,
     read_champion,
     read_champion_version,
+    rollback,
+    served_model_dir,
     version_model_dir,
 )
 
@@ -299,3 +304,85 @@ def test_a_version_directory_must_match_its_record(tmp_path: Path) -> None:
     (registry / "versions" / "v0001").rename(registry / "versions" / "v0007")
     with pytest.raises(ValueError, match="records version v0001, not v0007"):
         list_versions(registry)
+
+
+def _version(registry: Path, name: str) -> None:
+    """Promote model ``name`` (its weights are its name)."""
+    (registry.parent / name).mkdir()
+    promote(registry, _record(name, set()), _model_dir(registry.parent / name, name.encode()))
+
+
+def _two_versions(tmp_path: Path) -> Path:
+    registry = tmp_path / "reg"
+    _version(registry, "a")
+    _version(registry, "b")
+    return registry
+
+
+def _cut(path: Path, size: int = 60) -> None:
+    path.write_bytes(path.read_bytes()[:size])
+
+
+def _retype(path: Path, **changes: object) -> None:
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: _cut(r / "champion.json"), r"champion\.json: Invalid JSON: EOF while parsing"),
+        (
+            lambda r: _retype(r / "champion.json", test_accuracy="high"),
+            r"champion\.json: test_accuracy: Input should be a valid number",
+        ),
+        (
+            lambda r: (r / "champion.json").write_text("[]"),
+            r"champion\.json: Input should be an object",
+        ),
+        (
+            lambda r: _cut(r / "versions" / "v0001" / "record.json"),
+            r"v0001/record\.json: Invalid JSON: EOF while parsing",
+        ),
+        (
+            lambda r: _retype(r / "versions" / "v0001" / "record.json", predictions="all"),
+            r"v0001/record\.json: predictions: Input should be a valid list",
+        ),
+        (
+            lambda r: (r / "versions" / "v0001" / "record.json").unlink(),
+            r"v0001/record\.json: cannot be read \(No such file or directory\)",
+        ),
+    ],
+    ids=["champion cut", "champion retyped", "champion a list", "record cut", "record retyped",
+         "record missing"],
+)  # fmt: skip
+def test_a_damaged_registry_file_is_named(tmp_path: Path, damage, message: str) -> None:
+    registry = _two_versions(tmp_path)
+    damage(registry)
+    with pytest.raises(RegistryError, match=message) as raised:
+        list_versions(registry)
+        read_champion(registry)
+    assert "\n" not in str(raised.value)
+    assert "restore it from a backup" in str(raised.value)
+
+
+def test_a_champion_without_its_model_is_not_served(tmp_path: Path) -> None:
+    assert served_model_dir(tmp_path / "empty") is None  # no champion: the caller decides
+    registry = _two_versions(tmp_path)
+    assert served_model_dir(registry) == registry / "versions" / "v0002" / "model"
+    shutil.rmtree(registry / "versions" / "v0002" / "model")
+    with pytest.raises(RegistryError, match=r"champion\.json: the champion v0002 has no model"):
+        served_model_dir(registry)
+    shutil.rmtree(registry / "versions" / "v0002")
+    with pytest.raises(RegistryError, match=r"the champion v0002 is not in .*versions; make"):
+        check_champion(registry)
+
+
+def test_rollback_repairs_a_lost_champion_but_not_to_a_lost_version(tmp_path: Path) -> None:
+    registry = _two_versions(tmp_path)
+    shutil.rmtree(registry / "versions" / "v0001" / "model")
+    with pytest.raises(ValueError, match="version: v0001 has no model directory"):
+        rollback(registry, "v0001", reason="v0002 is lost")
+    _version(registry, "c")
+    shutil.rmtree(registry / "versions" / "v0003")
+    assert rollback(registry, "v0002", reason="v0003 is lost").version == "v0002"
+    assert served_model_dir(registry) == registry / "versions" / "v0002" / "model"

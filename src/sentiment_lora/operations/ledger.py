@@ -3,7 +3,7 @@
 The ledger only grows. Each append rewrites the file atomically (the old lines plus the new
 one, then a rename) under the registry's lock, so a reader sees the old ledger or the new one,
 never half a line. A truncated last line (left by a crash of another writer or a copy) is
-skipped with a warning.
+skipped with a warning; any other bad line raises :class:`LedgerError` naming the file and line.
 """
 
 import logging
@@ -13,15 +13,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
+from sentiment_lora.errors import UserError, validation_message
 from sentiment_lora.io import atomic_write_bytes
 from sentiment_lora.operations.locks import LOCK_TIMEOUT, registry_lock
 from sentiment_lora.operations.triggers import Trigger
 
 LEDGER_FILE = "ledger.jsonl"
+_DAMAGED = "restore the ledger from a backup, or move the line out of it"
 
 GateOutcome = Literal["promoted", "kept", "unchanged", "gate off"]
 
 log = logging.getLogger(__name__)
+
+
+class LedgerError(UserError):
+    """A ledger that cannot be read, or a line of it that is not a record; names file:line."""
 
 
 def now_utc() -> str:
@@ -71,21 +77,35 @@ def _parse(line: bytes, *, where: str) -> LedgerRecord:
     try:
         return _RECORD.validate_json(line.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise LedgerError(
+            f"{where}: not UTF-8 ({exc.reason} at byte {exc.start}); {_DAMAGED}"
+        ) from None
     except ValidationError as exc:
-        raise ValueError(f"{where}: not a ledger record: {exc.errors()[0]['msg']}") from None
+        raise LedgerError(
+            f"{where}: not a ledger record: {validation_message(exc)}; {_DAMAGED}"
+        ) from None
+
+
+def _read(path: Path) -> bytes:
+    """The ledger's bytes (b"" without a ledger)."""
+    if not path.exists():
+        return b""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise LedgerError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def _complete_lines(path: Path) -> bytes:
     """The ledger's bytes up to its last complete record (a truncated tail is dropped)."""
-    data = path.read_bytes() if path.is_file() else b""
+    data = _read(path)
     if not data or data.endswith(b"\n"):
         return data
     head, _, tail = data.rpartition(b"\n")
     head = head + b"\n" if head else b""
     try:
         _parse(tail, where=str(path))
-    except ValueError:
+    except LedgerError:
         log.warning("%s: dropped a truncated last line (%d bytes)", path, len(tail))
         return head
     return data + b"\n"  # a complete record without its newline
@@ -107,13 +127,11 @@ def append_record(
 def read_ledger(registry_dir: Path | str) -> list[LedgerRecord]:
     """The ledger's records, oldest first ([] without a ledger).
 
-    A truncated last line is skipped with a warning; any other bad line raises ValueError
-    naming the file and line.
+    A truncated last line is skipped with a warning; any other bad line raises
+    :class:`LedgerError` naming the file and line.
     """
     path = ledger_path(registry_dir)
-    if not path.is_file():
-        return []
-    lines = path.read_bytes().split(b"\n")
+    lines = _read(path).split(b"\n")
     truncated = lines.pop()  # empty when the file ends with a newline
     records = [
         _parse(line, where=f"{path}:{number}")
@@ -123,6 +141,6 @@ def read_ledger(registry_dir: Path | str) -> list[LedgerRecord]:
     if truncated.strip():
         try:
             records.append(_parse(truncated, where=f"{path}:{len(lines) + 1}"))
-        except ValueError:
+        except LedgerError:
             log.warning("%s:%d: skipped a truncated last line", path, len(lines) + 1)
     return records

@@ -13,23 +13,24 @@ Layout of a registry directory::
 Promotion stages a version under a hidden name, renames it into place, then rewrites
 ``champion.json`` (one rename); a rollback only rewrites ``champion.json``. Writers hold the
 registry lock; readers need none. Which model becomes champion is decided by
-:mod:`sentiment_lora.operations.gate`.
+:mod:`sentiment_lora.operations.gate`. A damaged file (truncated JSON, a field of the wrong
+type) or a champion whose model is gone raises :class:`RegistryError` naming the file.
 
 The old layout (``champion.json`` without a version, model files in ``champion/``) is read in
 place as one version (v0001 in a registry without versions); the next promotion or rollback
 migrates it into ``versions/`` and removes ``champion/``.
 """
 
-import json
 import os
 import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
+from sentiment_lora.errors import UserError, validation_message
 from sentiment_lora.io import atomic_write_text
 from sentiment_lora.operations.ledger import (
     RollbackLedgerRecord,
@@ -48,6 +49,15 @@ VERSION_SNAPSHOT_DIR = DATA_SNAPSHOT_DIR  # the champion's data, for the next ru
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 LEGACY_REASON = "promoted before the registry kept versions"
 _VERSION_NAME = re.compile(r"^v(\d{4,})$")
+_JSON_OBJECT = TypeAdapter(dict[str, JsonValue])
+_M = TypeVar("_M", bound=BaseModel)
+ROLLBACK_COMMAND = "sentiment-lora champion rollback VERSION --reason ..."
+_DAMAGED_CHAMPION = f"restore it from a backup, or remove it and run `{ROLLBACK_COMMAND}`"
+_DAMAGED_RECORD = "restore it from a backup, or move the version's directory out of the registry"
+
+
+class RegistryError(UserError):
+    """A registry file that cannot be read, or a champion whose model is gone; names the file."""
 
 
 class ModelSummary(BaseModel):
@@ -98,15 +108,42 @@ class VersionRecord(ModelRecord):
     became_champion: ChampionChange
 
 
+def _read_text(path: Path, hint: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path}: not UTF-8 (byte {exc.start}); {hint}") from None
+    except OSError as exc:
+        raise RegistryError(f"{path}: cannot be read ({exc.strerror or exc}); {hint}") from None
+
+
+def _read_json(path: Path, hint: str) -> dict:
+    """The JSON object in ``path``; RegistryError naming the file otherwise."""
+    try:
+        return _JSON_OBJECT.validate_json(_read_text(path, hint))
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: {validation_message(exc)}; {hint}") from None
+
+
+def _validated(model: type[_M], raw: dict, path: Path, hint: str) -> _M:
+    """``raw`` (read from ``path``) as ``model``; RegistryError naming the file and field."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RegistryError(f"{path}: {validation_message(exc)}; {hint}") from None
+
+
 def _read_champion_json(registry_dir: Path) -> dict | None:
     path = registry_dir / CHAMPION_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+    return _read_json(path, _DAMAGED_CHAMPION) if path.exists() else None
 
 
 def read_champion(registry_dir: Path | str) -> ModelRecord | None:
     """The current champion as the gate compares it, or None if the registry is empty."""
     raw = _read_champion_json(Path(registry_dir))
-    return None if raw is None else ModelRecord.model_validate(raw)
+    if raw is None:
+        return None
+    return _validated(ModelRecord, raw, Path(registry_dir) / CHAMPION_FILE, _DAMAGED_CHAMPION)
 
 
 def _version_number(name: str) -> int:
@@ -123,17 +160,21 @@ def _stored_versions(registry_dir: Path) -> list[VersionRecord]:
         if not _VERSION_NAME.match(path.name):  # a hidden stage is not a version yet
             continue
         record_file = path / VERSION_RECORD_FILE
-        record = VersionRecord.model_validate_json(record_file.read_text(encoding="utf-8"))
+        raw = _read_json(record_file, _DAMAGED_RECORD)
+        record = _validated(VersionRecord, raw, record_file, _DAMAGED_RECORD)
         if record.version != path.name:
-            raise ValueError(f"{record_file}: records version {record.version}, not {path.name}")
+            raise RegistryError(
+                f"{record_file}: records version {record.version}, not {path.name}; "
+                f"{_DAMAGED_RECORD}"
+            )
         records.append(record)
     return sorted(records, key=lambda r: _version_number(r.version))
 
 
-def _legacy_version(raw: dict, stored: list[VersionRecord]) -> VersionRecord:
+def _legacy_version(raw: dict, stored: list[VersionRecord], registry_dir: Path) -> VersionRecord:
     """An old-layout champion as a version: the stored one of the same run and model (a
     migration got that far), else the next number."""
-    record = ModelRecord.model_validate(raw)
+    record = _validated(ModelRecord, raw, registry_dir / CHAMPION_FILE, _DAMAGED_CHAMPION)
     for version in stored:
         if (version.run_id, version.model_key) == (record.run_id, record.model_key):
             return version
@@ -154,8 +195,8 @@ def read_champion_version(registry_dir: Path | str) -> VersionRecord | None:
     if raw is None:
         return None
     if "version" in raw:
-        return VersionRecord.model_validate(raw)
-    return _legacy_version(raw, _stored_versions(registry_dir))
+        return _validated(VersionRecord, raw, registry_dir / CHAMPION_FILE, _DAMAGED_CHAMPION)
+    return _legacy_version(raw, _stored_versions(registry_dir), registry_dir)
 
 
 def list_versions(registry_dir: Path | str) -> list[VersionRecord]:
@@ -166,7 +207,7 @@ def list_versions(registry_dir: Path | str) -> list[VersionRecord]:
     raw = _read_champion_json(registry_dir)
     if raw is None or "version" in raw:
         return stored
-    legacy = _legacy_version(raw, stored)
+    legacy = _legacy_version(raw, stored, registry_dir)
     return stored if legacy in stored else [*stored, legacy]
 
 
@@ -198,6 +239,51 @@ def champion_model_dir(registry_dir: Path | str) -> Path:
     return _model_dir(registry_dir, champion.version)
 
 
+def _champion_error(
+    registry_dir: Path, champion: VersionRecord, problem: str, *, also: str = ""
+) -> RegistryError:
+    others = [v.version for v in _stored_versions(registry_dir) if v.version != champion.version]
+    return RegistryError(
+        f"{registry_dir / CHAMPION_FILE}: the champion {champion.version} {problem}; make "
+        f"another version champion with `{ROLLBACK_COMMAND}` (versions: "
+        f"{', '.join(others) or 'none'}){also}"
+    )
+
+
+def check_champion(registry_dir: Path | str) -> VersionRecord | None:
+    """The current champion (None if there is none), checked to be one of the registry's
+    versions; RegistryError naming ``champion.json`` otherwise."""
+    registry_dir = Path(registry_dir)
+    champion = read_champion_version(registry_dir)
+    if champion is not None and champion.version not in {
+        v.version for v in list_versions(registry_dir)
+    }:
+        raise _champion_error(registry_dir, champion, f"is not in {registry_dir / VERSIONS_DIR}")
+    return champion
+
+
+def served_model_dir(registry_dir: Path | str) -> Path | None:
+    """The champion's model directory, to serve; None when the registry has no champion.
+
+    A champion whose version or model directory is gone (deleted, or a file in its place)
+    raises RegistryError naming ``champion.json``: serving another model instead would hide
+    that the champion is lost.
+    """
+    registry_dir = Path(registry_dir)
+    champion = check_champion(registry_dir)
+    model_dir = champion_model_dir(registry_dir)
+    if model_dir.is_dir():
+        return model_dir
+    if champion is None and not model_dir.exists():
+        return None
+    problem = "is a file, not a model directory" if model_dir.exists() else "is missing"
+    if champion is None:
+        raise RegistryError(f"{model_dir}: the old layout's champion model {problem}")
+    raise _champion_error(
+        registry_dir, champion, f"has no model: {model_dir} {problem}", also=", or --model-dir"
+    )
+
+
 def _install_version(
     registry_dir: Path, record: VersionRecord, model_dir: Path, data_snapshot: Path | None = None
 ) -> Path:
@@ -225,7 +311,7 @@ def _migrate_legacy(registry_dir: Path) -> None:
     if raw is None or "version" in raw:
         return
     stored = _stored_versions(registry_dir)
-    legacy = _legacy_version(raw, stored)
+    legacy = _legacy_version(raw, stored, registry_dir)
     if legacy not in stored:
         _install_version(registry_dir, legacy, registry_dir / CHAMPION_MODEL_DIR)
     atomic_write_text(registry_dir / CHAMPION_FILE, legacy.model_dump_json(indent=2))
@@ -288,6 +374,11 @@ def rollback(registry_dir: Path | str, version: str, *, reason: str) -> VersionR
             raise ValueError(
                 f"version: unknown version {version!r} in {registry_dir} "
                 f"(versions: {', '.join(versions) or 'none'})"
+            )
+        if not _model_dir(registry_dir, version).is_dir():
+            raise ValueError(
+                f"version: {version} has no model directory "
+                f"({_model_dir(registry_dir, version)} is missing); pick another version"
             )
         current = read_champion_version(registry_dir)
         if current is not None and current.version == version:

@@ -10,7 +10,11 @@ from pydantic import BaseModel, ConfigDict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sentiment_lora.training.data import LABEL_NAMES
+from sentiment_lora.training.model_files import check_model_dir
 from sentiment_lora.training.modeling import (
+    ModelLoadError,
+    ModelMetadata,
+    first_line,
     load_classifier,
     load_tokenizer,
     pick_device,
@@ -18,7 +22,7 @@ from sentiment_lora.training.modeling import (
     resolve_model_source,
     resolve_precision,
 )
-from sentiment_lora.training.portable_base import read_adapter_base, register_base
+from sentiment_lora.training.portable_base import register_base
 
 
 class Prediction(BaseModel):
@@ -68,19 +72,30 @@ class SentimentAnalyzer:
         device: str = "auto",
         precision: str = "auto",
     ) -> "SentimentAnalyzer":
-        """Load a model directory saved by the pipeline (adapter + tokenizer + metadata)."""
-        model_dir = Path(model_dir)
-        meta = read_model_metadata(model_dir)
-        if meta.get("method") == "full":
-            return cls._load_full_model(model_dir, meta, batch_size, device, precision)
-        register_base(read_adapter_base(model_dir))  # also checks the embedded base's revision
-        base = load_classifier(resolve_model_source(meta["base_model"]))
-        model = PeftModel.from_pretrained(base, model_dir).merge_and_unload()
-        tokenizer = load_tokenizer(str(model_dir))
+        """Load a model directory saved by the pipeline (adapter + tokenizer + metadata).
+
+        The directory's files are checked first (:func:`check_model_dir`): a damaged one raises
+        :class:`ModelLoadError` naming the file; weights load from safetensors only.
+        """
+        meta = read_model_metadata(Path(model_dir))
+        if (meta.model_extra or {}).get("method") == "full":
+            return cls._load_full_model(Path(model_dir), meta, batch_size, device, precision)
+        files = check_model_dir(model_dir)
+        pick_device(device)  # before the weights are read: 'cuda' without a GPU fails fast
+        register_base(files.base)  # also checks the embedded base's revision
+        base = load_classifier(resolve_model_source(files.metadata.base_model))
+        try:
+            model = PeftModel.from_pretrained(base, files.path).merge_and_unload()
+        except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+            raise ModelLoadError(
+                f"model-dir: {files.path}: the adapter does not fit its base model "
+                f"{files.metadata.base_model} ({first_line(exc)})"
+            ) from exc
+        tokenizer = load_tokenizer(str(files.path.resolve()))
         return cls(
             model,
             tokenizer,
-            max_length=meta.get("max_length", 128),
+            max_length=files.metadata.max_length,
             batch_size=batch_size,
             device=device,
             precision=precision,
@@ -88,13 +103,13 @@ class SentimentAnalyzer:
 
     @classmethod
     def _load_full_model(
-        cls, model_dir: Path, meta: dict, batch_size: int, device: str, precision: str
+        cls, model_dir: Path, meta: ModelMetadata, batch_size: int, device: str, precision: str
     ) -> "SentimentAnalyzer":
         """A fully fine-tuned model directory (method 'full'): the weights are the model."""
         return cls(
             load_classifier(str(model_dir)),
             load_tokenizer(str(model_dir)),
-            max_length=meta.get("max_length", 128),
+            max_length=meta.max_length,
             batch_size=batch_size,
             device=device,
             precision=precision,

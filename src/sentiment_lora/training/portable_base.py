@@ -34,9 +34,12 @@ from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.training.data import LABEL_NAMES, sha256_file
 from sentiment_lora.training.modeling import (
+    DAMAGED_HINT,
     EMBEDDED,
     ModelLoadError,
     embedded_model_path,
+    is_hub_id,
+    read_json_object,
     resolve_model_source,
 )
 
@@ -51,6 +54,7 @@ REGISTER_BASE_COMMAND = (
     'register_embedded_base()"'
 )
 _LINKED_FILES = ("model.safetensors",)  # the tokenizer loads from the model directory
+ADAPTER_CONFIG = "adapter_config.json"
 
 
 class BaseReference(BaseModel):
@@ -122,10 +126,50 @@ def set_adapter_base(model: PeftModel, base: BaseReference) -> None:
 
 def read_adapter_base(model_dir: Path | str) -> BaseReference:
     """The base a saved adapter directory names in ``adapter_config.json``."""
-    config = json.loads((Path(model_dir) / "adapter_config.json").read_text(encoding="utf-8"))
-    return BaseReference(
-        name_or_path=config["base_model_name_or_path"], revision=config.get("revision")
-    )
+    path = Path(model_dir) / ADAPTER_CONFIG
+    if not path.is_file():
+        raise ModelLoadError(f"model-dir: {model_dir} is not an adapter (no {ADAPTER_CONFIG})")
+    config = read_json_object(path)
+    name, revision = config.get("base_model_name_or_path"), config.get("revision")
+    if not isinstance(name, str) or not name:
+        raise ModelLoadError(
+            f"{path}: base_model_name_or_path must name the base model, got {name!r}; "
+            f"{DAMAGED_HINT}"
+        )
+    if revision is not None and not isinstance(revision, str):
+        raise ModelLoadError(f"{path}: revision must be a string, got {revision!r}")
+    return BaseReference(name_or_path=name, revision=revision)
+
+
+def check_base_name(name: str, *, where: str) -> None:
+    """Refuse a recorded base model name that cannot be loaded as recorded.
+
+    Accepted: ``embedded``, :data:`EMBEDDED_BASE_ID`, a hub id, or an absolute path to a model
+    directory on this machine. A relative path is refused (it would be resolved against the
+    current directory, and ``..`` escapes the model directory). ``where`` names the file and
+    key (``.../adapter_config.json: base_model_name_or_path``).
+    """
+    if name in (EMBEDDED, EMBEDDED_BASE_ID):
+        return
+    path = Path(name)
+    if path.is_absolute():
+        if not (path / "config.json").is_file():
+            what = "is not a model directory" if path.is_dir() else "does not exist"
+            raise ModelLoadError(
+                f"{where}: the base model {name} {what} on this machine; copy the base model "
+                "there (or edit the path), or retrain"
+            )
+        read_json_object(path / "config.json")
+        return
+    if ".." in path.parts or name.startswith((".", "~")):
+        raise ModelLoadError(
+            f"{where}: {name!r} is a relative path that escapes the model directory; expected "
+            f"a hub id, {EMBEDDED_BASE_ID} or an absolute path"
+        )
+    if not is_hub_id(name):
+        raise ModelLoadError(
+            f"{where}: {name!r} is neither a hub id, {EMBEDDED_BASE_ID} nor an absolute path"
+        )
 
 
 def register_embedded_base(cache_dir: Path | str | None = None) -> Path:
