@@ -12,6 +12,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from sentiment_lora.training.data import LABEL_NAMES
 from sentiment_lora.training.model_files import check_model_dir
 from sentiment_lora.training.modeling import (
+    METADATA_FILE,
     ModelLoadError,
     ModelMetadata,
     first_line,
@@ -77,9 +78,10 @@ class SentimentAnalyzer:
         The directory's files are checked first (:func:`check_model_dir`): a damaged one raises
         :class:`ModelLoadError` naming the file; weights load from safetensors only.
         """
-        meta = read_model_metadata(Path(model_dir))
-        if (meta.model_extra or {}).get("method") == "full":
-            return cls._load_full_model(Path(model_dir), meta, batch_size, device, precision)
+        if (Path(model_dir) / METADATA_FILE).is_file():  # a fully fine-tuned model: no adapter
+            meta = read_model_metadata(Path(model_dir))
+            if (meta.model_extra or {}).get("method") == "full":
+                return cls._load_full_model(Path(model_dir), meta, batch_size, device, precision)
         files = check_model_dir(model_dir)
         pick_device(device)  # before the weights are read: 'cuda' without a GPU fails fast
         register_base(files.base)  # also checks the embedded base's revision
