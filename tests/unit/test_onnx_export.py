@@ -8,6 +8,7 @@ import pytest
 
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.deployment import onnx_export
+from sentiment_lora.deployment.export_check import check_export, compare_export
 from sentiment_lora.deployment.onnx_export import ExportError, export_onnx
 from sentiment_lora.deployment.onnx_inference import OnnxSentimentAnalyzer, is_onnx_export
 from sentiment_lora.errors import UserError
@@ -99,3 +100,30 @@ def test_bad_sources_are_user_errors(model_dir, tmp_path):
     (Path(out) / "model.onnx").write_bytes(b"garbage")
     with pytest.raises(UserError, match="not a loadable ONNX model"):
         OnnxSentimentAnalyzer(out)
+
+
+def _probs(positive: list[float]) -> np.ndarray:
+    p = np.asarray(positive)
+    return np.stack([1 - p, p], axis=1)
+
+
+def test_export_check_passes_an_export_that_keeps_the_accuracy():
+    labels = [1, 0] * 50
+    source = _probs([0.9, 0.1] * 50)
+    check = compare_export(source, source, labels, export_dir="x", quantize="int8")
+    assert check.passed and check.delta_points == 0 and check.label_agreement == 1
+
+
+def test_export_check_fails_an_export_that_loses_accuracy():
+    labels = [1, 0] * 50
+    source = _probs([0.9, 0.1] * 50)
+    export = _probs([0.9, 0.1] * 49 + [0.4, 0.6])  # one pair flipped: -2 points
+    check = compare_export(source, export, labels, export_dir="x", quantize="int8")
+    assert not check.passed and check.delta_points == -2.0
+    assert "loses 2.00 accuracy points" in check.reason
+
+
+def test_check_export_runs_both_backends(model_dir, tmp_path):
+    check = check_export(model_dir, TEXTS, [1, 0, 1, 0], export_dir=tmp_path / "int8")
+    assert check.quantize == "int8" and (tmp_path / "int8" / "model.onnx").is_file()
+    assert 0 <= check.accuracy_export <= 1 and check.mcnemar.discordant >= 0
