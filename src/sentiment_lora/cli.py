@@ -179,6 +179,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export a run's model (or a model directory) to ONNX, optionally int8-quantized."""
+    from sentiment_lora.deployment.onnx_export import export_onnx
+
+    source = Path(args.run_dir)
+    model_dir = source / MODEL_DIR if (source / MODEL_DIR).is_dir() else source
+    if not model_dir.is_dir():
+        raise UserError(f"RUN_DIR: {source} is not a run directory or a model directory")
+    result = export_onnx(model_dir, args.out, quantize=args.quantize)
+    print(
+        f"wrote {result.out_dir} ({args.format}, {result.quantize}, "
+        f"{result.size_bytes / 1e6:.1f} MB); serve it with "
+        f"`sentiment-lora predict --backend onnx --model-dir {result.out_dir}`"
+    )
+    return 0
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Rows as left-aligned columns under a header."""
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
@@ -434,6 +451,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve_reports, uses_models=False)
     schema = sub.add_parser("schema", help="print the JSON Schema of fine_tuning_results.json")
     schema.set_defaults(func=cmd_schema, uses_models=False)
+    export = sub.add_parser(
+        "export", help="write a model to deploy: ONNX, LoRA merged, optionally int8"
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a model directory")
+    export.add_argument("--format", choices=["onnx"], default="onnx", help="export format")
+    export.add_argument(
+        "--quantize",
+        choices=["none", "int8"],
+        default="none",
+        help="int8: dynamic int8 weights per channel (about 4x smaller, faster on CPUs)",
+    )
+    export.add_argument(
+        "--out", default=None, help="output directory (default: beside the model, '-onnx[-int8]')"
+    )
+    export.set_defaults(func=cmd_export, uses_models=True)
     runs = sub.add_parser("runs", help="print the run ledger: every published run and rollback")
     REGISTRY_OPTIONS.add_to(runs)
     runs.set_defaults(func=cmd_runs, uses_models=False)

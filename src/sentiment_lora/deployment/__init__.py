@@ -1,0 +1,1 @@
+"""Models to deploy: ONNX export (merged LoRA, optional int8) and the ONNX Runtime backend."""
