@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sentiment_lora.errors import UserError
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
+    ModelMetadata,
     read_model_metadata,
     write_model_metadata,
 )
@@ -43,6 +44,10 @@ class ExportResult(BaseModel):
     quantize: Quantize
     size_bytes: int
     seconds: float
+
+
+def _extra(meta: ModelMetadata) -> dict:
+    return meta.model_extra or {}
 
 
 def default_export_dir(model_dir: Path, quantize: Quantize) -> Path:
@@ -103,7 +108,7 @@ def export_onnx(
 
     model_dir = Path(model_dir)
     meta = read_model_metadata(model_dir)  # a sentiment-lora model, or a one-line error
-    if meta.get("format") == "onnx":
+    if _extra(meta).get("format") == "onnx":
         raise ExportError(f"model-dir: {model_dir} is already an ONNX export")
     out = Path(out_dir) if out_dir is not None else default_export_dir(model_dir, quantize)
     if out.resolve() == model_dir.resolve():
@@ -125,7 +130,7 @@ def export_onnx(
         write_model_metadata(
             tmp,
             {
-                **meta,
+                **meta.model_dump(),
                 "format": "onnx",
                 "onnx_file": ONNX_FILE,
                 "quantize": quantize,

@@ -15,7 +15,7 @@ from sentiment_lora.training.modeling import ModelLoadError, load_tokenizer, rea
 def is_onnx_export(model_dir: Path | str) -> bool:
     """Whether ``model_dir`` is an ONNX export written by this project."""
     try:
-        return read_model_metadata(Path(model_dir)).get("format") == "onnx"
+        return (read_model_metadata(Path(model_dir)).model_extra or {}).get("format") == "onnx"
     except ModelLoadError:
         return False
 
@@ -32,12 +32,13 @@ class OnnxSentimentAnalyzer:
 
         model_dir = Path(model_dir)
         meta = read_model_metadata(model_dir)
-        if meta.get("format") != "onnx":
+        extra = meta.model_extra or {}
+        if extra.get("format") != "onnx":
             raise ModelLoadError(
                 f"model-dir: {model_dir} is not an ONNX export; run "
                 f"`sentiment-lora export {model_dir} --format onnx` first"
             )
-        path = model_dir / meta.get("onnx_file", "model.onnx")
+        path = model_dir / extra.get("onnx_file", "model.onnx")
         if not path.is_file():
             raise ModelLoadError(f"model-dir: {path} is missing; export the model again")
         options = ort.SessionOptions()
@@ -51,7 +52,7 @@ class OnnxSentimentAnalyzer:
             raise ModelLoadError(f"model-dir: {path} is not a loadable ONNX model: {exc}") from exc
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.tokenizer = load_tokenizer(str(model_dir))
-        self.max_length = int(meta.get("max_length", 128))
+        self.max_length = meta.max_length
         self.batch_size = batch_size
         self.metadata = meta
 
