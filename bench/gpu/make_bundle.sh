@@ -39,6 +39,9 @@ PLATFORMS=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64
   --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64
   --platform manylinux2014_x86_64 --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64)
 PIP312=("$PY312" -m pip --disable-pip-version-check)
+quiet() {  # run a pip command without the noise of this machine's pip configuration
+  "$@" 2>&1 | { grep -v -e 'is ignored: it is neither' -e "Running pip as the 'root' user" || true; }
+}
 
 [ -x "$PROJECT_PY" ] || { echo "error: no project python at $PROJECT_PY (set PROJECT_PY)" >&2; exit 2; }
 [ -n "${PY312:-}" ] || { echo "error: no python3.12 here (set PY312)" >&2; exit 2; }
@@ -46,7 +49,7 @@ mkdir -p "$B" "$P1/alt" "$P2"
 
 echo "== resolve the tree for CPython 3.12 manylinux x86-64 (requirements.txt pins, constraints.txt)"
 grep -E '^(prefect|pydantic|datasets|weasyprint|starlette|uvicorn)==' requirements.txt > "$B/top.txt"
-"${PIP312[@]}" install -q --dry-run --ignore-installed --report "$B/report.json" \
+quiet "${PIP312[@]}" install -q --dry-run --ignore-installed --report "$B/report.json" \
   --only-binary=:all: --python-version 3.12 --implementation cp "${PLATFORMS[@]}" \
   --target "$B/unused" -c constraints.txt -r "$B/top.txt"
 "$PY312" - "$B/report.json" "$DEVICE_HAS" > "$B/carry.txt" <<'EOF'
@@ -60,14 +63,14 @@ EOF
 echo "   $(wc -l < "$B/carry.txt") distributions to carry"
 
 echo "== download wheels"
-"${PIP312[@]}" download -q --no-deps --only-binary=:all: --python-version 3.12 \
+quiet "${PIP312[@]}" download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp "${PLATFORMS[@]}" -d "$B/whl" -r "$B/carry.txt"
 rm -f "$P1"/alt/*.whl
-"${PIP312[@]}" download -q --no-deps --only-binary=:all: -d "$P1/alt" datasets==4.8.5
+quiet "${PIP312[@]}" download -q --no-deps --only-binary=:all: -d "$P1/alt" datasets==4.8.5
 
 echo "== install them into a tree and pack it (site.tar.xz)"
 rm -rf "$B/site"
-"${PIP312[@]}" install -q --no-deps --no-compile --target "$B/site" "$B"/whl/*.whl
+quiet "${PIP312[@]}" install -q --no-deps --no-compile --target "$B/site" "$B"/whl/*.whl
 rm -rf "$B/site/bin"
 tar -C "$B/site" -cf - . | xz -T2 -6 > "$P1/site.tar.xz"
 

@@ -161,7 +161,9 @@ def summarize(work: Path, *, flow_seconds: float, flow_rc: int, mode: str) -> di
         "flow_finished": finished,
         "flow_seconds": round(flow_seconds, 1),
         "selected": selected,
-        "selection": "the pipeline's (validation macro-F1)" if finished else "best validation",
+        "selection": "the pipeline's rule, validation macro-F1"
+        if finished
+        else "best validation accuracy of the finished children",
         "best_test_accuracy": best_test,
         "tfidf_logreg_test_accuracy": tfidf,
         "configs": sorted(configs, key=lambda c: c["name"]),
