@@ -26,11 +26,12 @@ with tarfile.open(fileobj=src, mode="r|xz") as tar:
     tar.extractall(sys.argv[2], filter="fully_trusted")' "$1" "$2"
 }
 
-pdf_probe() {  # renders one page: WeasyPrint, pango and a font work
+pdf_probe() {  # renders one page with an embedded font (no font at all: pango crashes)
   python3 -c 'import weasyprint
-pdf = weasyprint.HTML(string="<p style=\"font-family: DejaVu Sans\">probe</p>").write_pdf()
-assert pdf.startswith(b"%PDF"), "no PDF"
-print("WeasyPrint", weasyprint.__version__, "renders a PDF")'
+doc = weasyprint.HTML(string="<p style=\"font-family: DejaVu Sans\">probe</p>").render()
+pdf = doc.write_pdf()
+assert pdf.startswith(b"%PDF") and doc.fonts, "no PDF, or no font in it"
+print("WeasyPrint", weasyprint.__version__, "renders a PDF with", len(doc.fonts), "font(s)")'
 }
 
 if [ "$STEP" = 1 ]; then
@@ -46,6 +47,7 @@ if [ "$STEP" = 1 ]; then
   # datasets 5.2.0 asks for pyarrow>=24; with an older pyarrow take datasets 4.8.5 (>=21).
   if ! python3 -c 'import sys, pyarrow; sys.exit(int(pyarrow.__version__.split(".")[0]) < 24)'; then
     echo "device pyarrow < 24: datasets 4.8.5 instead of 5.2.0"
+    rm -rf "$SITE"/datasets "$SITE"/datasets-*.dist-info
     python3 -m pip install -q --no-deps --no-index --no-compile --upgrade --target "$SITE" \
       "$P"/alt/datasets-*.whl || exit 1
   fi
@@ -57,8 +59,18 @@ if [ "$STEP" = 1 ]; then
     echo "PDF: the device's own pango"
     echo "export PDF_OK=1" >> "$G/env.sh"
   else
-    echo "PDF: no pango on the device; using the carried Debian 12 libraries"
+    echo "PDF: the device's libraries or fonts fail the probe; adding the carried ones"
     untar "$P/libs.tar.xz" "$G/root" || exit 1
+    # Only the libraries the device lacks (by soname): its own, newer ones stay in use.
+    mkdir -p "$G/lib"
+    known=$(ldconfig -p 2> /dev/null)
+    for lib in "$G"/root/usr/lib/x86_64-linux-gnu/*.so.* "$G"/root/lib/x86_64-linux-gnu/*.so.*; do
+      name=$(basename "$lib")
+      [[ $name =~ \.so\.[0-9]+$ ]] || continue
+      grep -qF "$name (libc6,x86-64)" <<< "$known" && continue
+      ln -sf "$(readlink -f "$lib")" "$G/lib/$name"
+    done
+    echo "carried libraries used: $(ls "$G/lib" | tr '\n' ' ')"
     mkdir -p "$G/fc-cache"
     cat > "$G/fonts.conf" <<EOF
 <?xml version="1.0"?>
@@ -69,7 +81,7 @@ if [ "$STEP" = 1 ]; then
   <cachedir>$G/fc-cache</cachedir>
 </fontconfig>
 EOF
-    export LD_LIBRARY_PATH=$G/root/usr/lib/x86_64-linux-gnu:$G/root/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export LD_LIBRARY_PATH=$G/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export FONTCONFIG_FILE=$G/fonts.conf
     {
       echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
