@@ -5,7 +5,8 @@
 #   bash bench/gpu/full_profile.sh --stack-only   # start the stack and leave it running
 #   bash bench/gpu/full_profile.sh                # the run (reuses a running stack)
 #   bash bench/gpu/full_profile.sh --dry [--stack-only]
-#                     # here, on the CPU: PY (default .venv/bin/python), 200 training rows
+#                     # here, on the CPU: PY (default .venv/bin/python), 200 training rows,
+#                     # bench/gpu/dry/nvidia-smi standing in for the GPU sampler's queries
 #
 # The stack is what `make stack` starts, through scripts/prefect_stack.py: a Prefect server
 # (SQLite in $W/prefect, 127.0.0.1:$PORT, default 4391), the `cpu` and `gpu` process pools (the
@@ -43,6 +44,7 @@ if [ "$MODE" = gpu ]; then
 else
   PY=${PY:-.venv/bin/python}
   export PYTHONPATH=${DRY_SITE:+$DRY_SITE:}$PWD/src:$PWD
+  export PATH=$PWD/bench/gpu/dry:$PATH  # a stand-in nvidia-smi: the sampler runs too
   DEVICE=cpu
   W=${W:-/tmp/sentiment-lora-gpu-dry}
   DATA=$(readlink -f data/sst2)

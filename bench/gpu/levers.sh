@@ -26,6 +26,7 @@ if [ "$MODE" = gpu ]; then
 else
   PY=${PY:-.venv/bin/python}
   export PYTHONPATH=${DRY_SITE:+$DRY_SITE:}$PWD/src:$PWD
+  export PATH=$PWD/bench/gpu/dry:$PATH  # a stand-in nvidia-smi: the sampler runs too
   W=${W:-/tmp/sentiment-lora-levers-dry}
   ARGS=(--device cpu --parallel "${PARALLEL:-2}" --max-train-samples 400
     --max-validation-samples 100 --max-test-samples 200 --epochs 1)
