@@ -87,7 +87,7 @@ STACK_UP=$(cat "$PREFECT_HOME/stack/up.txt")
 stop_all() {
   [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2> /dev/null && wait "$SAMPLER"
   "${STACK[@]}" down >> "$W/stack.log" 2>&1
-  if [ "$MODE" = gpu ] && command -v nvidia-smi > /dev/null; then  # a child run left over
+  if [ "$MODE" = gpu ] && [ "${KILL_GPU_LEFTOVERS:-1}" = 1 ] && command -v nvidia-smi > /dev/null; then  # a child run left over
     nvidia-smi --query-compute-apps=pid --format=csv,noheader | xargs -r kill 2> /dev/null
   fi
 }

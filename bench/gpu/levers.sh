@@ -46,7 +46,7 @@ timeout -k 10 "$LIMIT" "$PY" bench/levers.py "${ARGS[@]}" --out "$W/levers" "$@"
 RC=$?
 kill "$SAMPLER" 2> /dev/null
 wait "$SAMPLER"
-if [ "$MODE" = gpu ] && command -v nvidia-smi > /dev/null; then  # a run left over
+if [ "$MODE" = gpu ] && [ "${KILL_GPU_LEFTOVERS:-1}" = 1 ] && command -v nvidia-smi > /dev/null; then  # a run left over
   nvidia-smi --query-compute-apps=pid --format=csv,noheader | xargs -r kill 2> /dev/null
 fi
 echo "[$(($(date +%s) - T0)) s] levers.py ended: exit $RC$([ "$RC" = 124 ] && echo ' (time limit)')"
