@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment_lora.cli_options import ModelOptions, OptionError
-from sentiment_lora.config import DataConfig, RunOptions, TrainConfig
+from sentiment_lora.cli_options import ModelOptions
+from sentiment_lora.config import DataConfig, RunOptions
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
 from sentiment_lora.operations.events import (
     CHAMPION_ROLLED_BACK,
@@ -20,104 +20,19 @@ from sentiment_lora.operations.events import (
     send_event,
 )
 from sentiment_lora.operations.ledger import LedgerRecord
-from sentiment_lora.paths import LATEST, MODEL_DIR
+from sentiment_lora.paths import MODEL_DIR
+from sentiment_lora.predict_command import PREDICT_OPTIONS, cmd_predict
 from sentiment_lora.reporting.listen import ServerOptions
 
 if TYPE_CHECKING:  # importing it loads pandas and scikit-learn: only `data add` needs them
     from sentiment_lora.operations.data_versions import DataUpdate
 
 # Options shared with the pipeline come from the models' fields (names, defaults, help).
-PREDICT_OPTIONS = ModelOptions(
-    {"train": TrainConfig, "options": RunOptions},
-    only=("device", "precision", "eval_batch_size", "registry_dir", "reports_dir"),
-)
 SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir", "registry_dir"))
 REGISTRY_OPTIONS = ModelOptions({"options": RunOptions}, only=("registry_dir",))
 DATA_OPTIONS = ModelOptions({"data": DataConfig}, only=("data_dir",))
 # The Prefect event `data add` emits; a deployment trigger on it starts a retraining run.
 DATA_EVENT, DATA_RESOURCE = DATA_UPDATED, DATA_RESOURCE
-
-
-def _warn_blank(number: int) -> None:
-    print(f"warning: line {number} is blank, skipped", file=sys.stderr)
-
-
-def default_model_dir(registry_dir: Path, reports_dir: Path) -> tuple[Path, str]:
-    """The model ``predict`` serves without ``--model-dir``, and why: the registry's champion,
-    else (no champion at all) the newest run's best model. A champion whose model is gone is
-    an error (RegistryError), never replaced by the newest run's model."""
-    from sentiment_lora.operations.registry import served_model_dir
-
-    champion = served_model_dir(registry_dir)
-    if champion is not None:
-        return champion, f"the champion of {registry_dir}"
-    latest = reports_dir / LATEST / MODEL_DIR
-    if not latest.is_dir():
-        raise OptionError(
-            f"--model-dir: not given, {registry_dir} has no champion and {latest} does not "
-            "exist; run the pipeline first, or pass --model-dir"
-        )
-    return latest, f"the newest run's model: {registry_dir} has no champion"
-
-
-def _given_model_dir(model_dir: str) -> Path:
-    path = Path(model_dir)
-    if not path.exists():
-        raise OptionError(f"--model-dir: {path} does not exist (run the pipeline first)")
-    if not path.is_dir():
-        raise OptionError(f"--model-dir: {path} is a file, not a model directory")
-    return path
-
-
-def _check_device(device: str) -> None:
-    from sentiment_lora.training.modeling import ModelLoadError, pick_device
-
-    try:
-        pick_device(device)
-    except ModelLoadError as exc:
-        flag = PREDICT_OPTIONS.flags["train", "device"]
-        raise OptionError(f"{flag}{str(exc).removeprefix('device')}") from None
-
-
-def _drop_stdout() -> None:
-    """Point stdout at /dev/null: the reader is gone, and Python's exit flush must not fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Predict the sentiment of one sentence per line; write one JSON object per line.
-
-    Answers a batch at a time (a full batch, or on a pipe whatever has arrived when the input
-    pauses) and flushes after each. When the reader goes away (``| head -1``) it stops quietly
-    with exit status 0: the reader has what it asked for.
-    """
-    from sentiment_lora.training.inference import SentimentAnalyzer
-    from sentiment_lora.training.streaming import batched, open_sentences, read_lines
-
-    options = PREDICT_OPTIONS.build(args, "train").inference_options()
-    dirs = PREDICT_OPTIONS.build(args, "options")
-    _check_device(options["device"])
-    if args.model_dir:
-        model_dir = _given_model_dir(args.model_dir)
-    else:
-        model_dir, why = default_model_dir(Path(dirs.registry_dir), Path(dirs.reports_dir))
-        print(f"model: {model_dir} ({why})", file=sys.stderr)
-    with open_sentences(args.file) as fd:
-        analyzer = SentimentAnalyzer.load(model_dir, **options)
-        lines = read_lines(fd, name=args.file, on_blank=_warn_blank)
-        try:
-            for batch in batched(lines, int(options["batch_size"])):
-                for text, prediction in zip(batch, analyzer.predict(batch), strict=True):
-                    row = {"text": text, **prediction.model_dump()}
-                    sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
-                sys.stdout.flush()
-        except BrokenPipeError:
-            _drop_stdout()
-        except KeyboardInterrupt:
-            return 130
-    return 0
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
@@ -425,6 +340,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--model-dir",
         help="a model directory (default: the registry's champion, else reports/latest/model)",
+    )
+    predict.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch: the model directory with PyTorch; onnx: its ONNX export with ONNX Runtime "
+        "(CPU; `sentiment-lora export` writes it; given the model directory, its export "
+        "beside it is used)",
     )
     PREDICT_OPTIONS.add_to(predict, rename={"eval_batch_size": "--batch-size"})
     predict.set_defaults(func=cmd_predict, uses_models=True)

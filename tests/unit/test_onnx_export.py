@@ -127,3 +127,41 @@ def test_check_export_runs_both_backends(model_dir, tmp_path):
     check = check_export(model_dir, TEXTS, [1, 0, 1, 0], export_dir=tmp_path / "int8")
     assert check.quantize == "int8" and (tmp_path / "int8" / "model.onnx").is_file()
     assert 0 <= check.accuracy_export <= 1 and check.mcnemar.discordant >= 0
+
+
+def _predict(args: list[str], capsys) -> list[dict]:
+    import json
+
+    from sentiment_lora.cli import main
+
+    assert main(["predict", *args]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_predict_backend_onnx_gives_the_torch_backend_output(model_dir, tmp_path, capsys):
+    sentences = tmp_path / "in.txt"
+    sentences.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    export_onnx(model_dir)  # beside the model: predict finds it from the model directory
+    common = [str(sentences), "--model-dir", str(model_dir), "--precision", "fp32"]
+    torch_rows = _predict(common, capsys)
+    onnx_rows = _predict([*common, "--backend", "onnx"], capsys)
+    assert [r["label"] for r in onnx_rows] == [r["label"] for r in torch_rows]
+    for a, b in zip(onnx_rows, torch_rows, strict=True):
+        assert a["text"] == b["text"]
+        assert abs(a["confidence"] - b["confidence"]) < 1e-4
+
+
+def test_predict_backend_onnx_without_an_export_says_what_to_run(model_dir, tmp_path, capsys):
+    from sentiment_lora.cli import main
+
+    bare = tmp_path / "model"
+    import shutil
+
+    shutil.copytree(model_dir, bare)
+    (tmp_path / "in.txt").write_text("fine\n", encoding="utf-8")
+    code = main(
+        ["predict", str(tmp_path / "in.txt"), "--model-dir", str(bare), "--backend", "onnx"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has no ONNX export; run `sentiment-lora export" in err and "Traceback" not in err
