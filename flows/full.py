@@ -155,6 +155,7 @@ def sst2_lora_pipeline(
                 registry_dir=options.registry_dir,
                 alpha=config.stats.alpha,
                 slice_rule=options.slice_gate,
+                export_check=options.export_check,
             )
         ledger = ledger_fields(
             run_id=run_id,

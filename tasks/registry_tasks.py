@@ -14,11 +14,13 @@ from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
 from sentiment_lora.config import TrainConfig
+from sentiment_lora.deployment.export_check import check_export
 from sentiment_lora.operations.gate import (
     GateDecision,
     append_run_record,
     challenge_champion,
     gate_markdown,
+    with_export_check,
 )
 from sentiment_lora.operations.ledger import RunLedgerRecord
 from sentiment_lora.operations.registry import VersionRecord, promote
@@ -41,18 +43,24 @@ def champion_gate(
     registry_dir: str,
     alpha: float,
     slice_rule: bool = True,
+    export_check: bool = False,
 ) -> GateDecision:
     """Decide whether this run's best model replaces the registry's champion."""
+    sentences = read_split(prepared.test_path)["sentence"].tolist()
     decision = challenge_champion(
         best_test,
         model_dir=best.adapter_dir,
         run_id=run_id,
-        sentences=read_split(prepared.test_path)["sentence"].tolist(),
+        sentences=sentences,
         registry_dir=registry_dir,
         alpha=alpha,
         inference_options=train.inference_options(),
         slice_rule=slice_rule,
     )
+    if export_check:
+        check = check_export(best.adapter_dir, sentences, best_test.labels, quantize="int8")
+        get_run_logger().info("export check: %s", check.reason)
+        decision = with_export_check(decision, check)
     verb = "promoted" if decision.promoted else "kept the champion"
     get_run_logger().info("champion gate: %s: %s", verb, decision.reason)
     create_markdown_artifact(

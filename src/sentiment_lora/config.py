@@ -236,6 +236,14 @@ class RunOptions(_Frozen):
         ),
     )
 
+    export_check: bool = Field(
+        False,
+        description=(
+            "With the gate: also export the challenger to int8 ONNX and refuse it unless the "
+            "export keeps its test accuracy (at most 0.5 points lower, McNemar not significant)."
+        ),
+    )
+
     @field_validator("reports_dir", "artifacts_dir", "registry_dir")
     @classmethod
     def _not_blank(cls, value: str) -> str:

@@ -37,7 +37,7 @@ def _task_states(flow_run_id) -> dict[str, str]:
     return {run.name: run.state.name for run in runs}
 
 
-def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
+def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams], *, export_check: bool = False):
     state = sst2_lora_pipeline(
         profile="quick",
         data=DataConfig(data_dir=str(sst2_dir), max_train_samples=1500, max_validation_samples=300),
@@ -46,6 +46,7 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams]):
             reports_dir=str(tmp / "reports"),
             artifacts_dir=str(tmp / "artifacts"),
             registry_dir=str(tmp / "registry"),
+            export_check=export_check,
         ),
         return_state=True,
     )
@@ -60,7 +61,7 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     secret = "hf_SECRETtoken0123456789"
     for name in ("HF_TOKEN", "PREFECT_API_KEY", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, secret)
-    run_dir, states = _run(tmp_path, sst2_dir, GRID)
+    run_dir, states = _run(tmp_path, sst2_dir, GRID, export_check=True)
 
     # No secret from the environment reaches the outputs or the run's logs.
     for path in run_dir.rglob("*"):
@@ -123,6 +124,12 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
 
     # The first model becomes champion; `predict` defaults to it.
     assert summary["champion"]["promoted"] and "no champion yet" in summary["champion"]["reason"]
+    # The gate exported the challenger to int8 ONNX and checked it on the same test sentences.
+    export = summary["champion"]["export_check"]
+    assert export["quantize"] == "int8" and export["passed"], export["reason"]
+    assert (
+        export["mcnemar"]["discordant"] >= 0 and export["reason"] in summary["champion"]["reasons"]
+    )
     champion = json.loads((tmp_path / "registry" / "champion.json").read_text())
     assert champion["run_id"] == summary["run_id"]
     assert champion["version"] == "v0001"

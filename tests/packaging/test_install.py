@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_RUN = ROOT / "tests" / "fixtures" / "run"
 FIRST_PARTY = {"sentiment_lora", "tasks", "flows"}
 # Needed at run time without an import of their own (see the comments in pyproject.toml).
-RUNTIME_ONLY = {"accelerate", "safetensors", "pyarrow"}
+RUNTIME_ONLY = {"accelerate", "safetensors", "pyarrow", "onnx"}  # onnx: onnxruntime.quantization
 
 
 def _normalise(name: str) -> str:

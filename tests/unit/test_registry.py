@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.operations.gate import (
     challenge_champion,
     decide,
     gate_markdown,
     hash_test_set,
     model_key,
+    with_export_check,
 )
 from sentiment_lora.operations.registry import (
     ModelRecord,
@@ -386,3 +388,27 @@ def test_rollback_repairs_a_lost_champion_but_not_to_a_lost_version(tmp_path: Pa
     shutil.rmtree(registry / "versions" / "v0003")
     assert rollback(registry, "v0002", reason="v0003 is lost").version == "v0002"
     assert served_model_dir(registry) == registry / "versions" / "v0002" / "model"
+
+
+def _export(passed: bool) -> ExportCheck:
+    from sentiment_lora.deployment.export_check import compare_export
+
+    src = np.stack([[0.1, 0.9], [0.9, 0.1]] * 50)
+    exp = src if passed else np.stack([[0.9, 0.1], [0.1, 0.9]] * 5 + [[0.1, 0.9], [0.9, 0.1]] * 45)
+    return compare_export(src, exp, LABELS, export_dir="x", quantize="int8")
+
+
+def test_a_failed_export_check_refuses_the_promotion() -> None:
+    promoted = decide(_record("b", {1}), _record("a", {1, 2, 3}), labels=LABELS)
+    refused = with_export_check(promoted, _export(passed=False))
+    assert promoted.promoted and not refused.promoted
+    assert refused.reason.startswith("refused: int8 ONNX export loses 10.00 accuracy points")
+    assert refused.export_check is not None and refused.reasons[1:] == promoted.reasons
+    assert refused.summary().export_check == refused.export_check  # recorded in the results
+
+
+def test_a_passed_export_check_keeps_the_decision_and_says_so() -> None:
+    promoted = decide(_record("b", {1}), _record("a", {1, 2, 3}), labels=LABELS)
+    checked = with_export_check(promoted, _export(passed=True))
+    assert checked.promoted and checked.reason == promoted.reason
+    assert checked.reasons[-1].startswith("int8 ONNX export keeps the accuracy")

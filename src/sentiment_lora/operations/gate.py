@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.operations.ledger import (
@@ -47,6 +48,7 @@ class GateSummary(BaseModel):
     slices: SliceComparison | None = None  # champion against challenger per test-set slice
     alpha: float
     unchanged: bool  # the challenger is the champion's model (same data and parameters)
+    export_check: ExportCheck | None = None  # the challenger's int8 ONNX export, if checked
 
 
 class GateDecision(GateSummary):
@@ -245,6 +247,23 @@ def challenge_champion(
         sentences=sentences,
         alpha=alpha,
         slice_rule=slice_rule,
+    )
+
+
+def with_export_check(decision: GateDecision, check: ExportCheck) -> GateDecision:
+    """``decision`` with the export check added: a failed export refuses a promotion."""
+    if decision.promoted and not check.passed:
+        refused = f"refused: {check.reason}; a model that does not survive its export is not served"
+        return decision.model_copy(
+            update={
+                "promoted": False,
+                "reason": refused,
+                "reasons": [refused, *decision.reasons],
+                "export_check": check,
+            }
+        )
+    return decision.model_copy(
+        update={"reasons": [*decision.reasons, check.reason], "export_check": check}
     )
 
 
