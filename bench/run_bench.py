@@ -6,21 +6,25 @@
 Parts: compute ceiling (fp32 matmul rate vs the model's FLOPs), training throughput (project vs
 notebook recipe, alternated A/B/A/B), inference throughput (project vs the notebook's loop vs
 ``transformers.pipeline``, rotated each round) with each method's peak memory (in-process;
-in full mode also in a fresh subprocess per method), pipeline wall time cold vs warm, and (full
-mode only) accuracy for time read from run directories. torch runs on 2 threads
+in full mode also in a fresh subprocess per method), pipeline wall time cold vs warm, int8 ONNX
+against fp32 PyTorch ``predict`` on the cold run's model (``onnx``), and (full mode only)
+accuracy for time read from run directories. torch runs on 2 threads
 (``torch.set_num_threads(2)``; children get ``OMP_NUM_THREADS=2``). Ends with one ``bench: ...``
-line.
+line, which names the CPU (``cpu=``, ``bf16=native|none``) its numbers come from.
 """
 
 import argparse
+import functools
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import ceiling
 import infer_throughput
+import onnx_throughput
 import pipeline_walltime
 import torch
 import train_throughput
@@ -35,7 +39,8 @@ from common import (
     set_threads,
 )
 
-PARTS = ("train", "infer", "memory", "pipeline")
+PARTS = ("train", "infer", "memory", "pipeline", "onnx")
+ONNX_QUICK_ROUNDS = 1  # bench-quick: the export plus one timed round keeps it under 5 minutes
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,6 +58,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help=f"optimizer steps per training run ({train_throughput.DEFAULT_STEPS}: one megabatch)",
     )
+    p.add_argument(
+        "--onnx-rounds",
+        type=int,
+        default=None,
+        help=f"timed rounds of the onnx part (--rounds; {ONNX_QUICK_ROUNDS} with --quick)",
+    )
     p.add_argument("--quick-run", default=None, help="run dir of a quick-profile run (accuracy)")
     p.add_argument("--full-run", default=None, help="run dir of a full-profile run (accuracy)")
     p.add_argument(
@@ -68,9 +79,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = p.parse_args(argv)
     args.rounds = args.rounds or (2 if args.quick else 5)  # a round of the project: ~2.5 s, +-10%
+    args.onnx_rounds = args.onnx_rounds or (ONNX_QUICK_ROUNDS if args.quick else args.rounds)
     args.train_steps = args.train_steps or train_throughput.DEFAULT_STEPS
-    if args.rounds < 1 or args.train_steps < 2:
-        p.error("--rounds must be >= 1 and --train-steps >= 2")
+    if args.rounds < 1 or args.onnx_rounds < 1 or args.train_steps < 2:
+        p.error("--rounds and --onnx-rounds must be >= 1 and --train-steps >= 2")
     out = args.out or ("bench/results-quick.json" if args.quick else "bench/results.json")
     args.out = Path(out) if Path(out).is_absolute() else BENCH_DIR.parent / out
     return args
@@ -103,10 +115,21 @@ def accuracy_part(args: argparse.Namespace, pipeline: dict | None) -> dict:
     return {"quick": quick, "full": full}
 
 
+def cpu_fields(machine: dict) -> dict[str, str]:
+    """``cpu`` (the model, spaces as ``_``) and ``bf16`` (``native`` or ``none``)."""
+    model = re.sub(r"\s+", "_", str(machine.get("cpu_model") or "unknown").strip())
+    return {"cpu": model, "bf16": "native" if machine.get("native_bf16") else "none"}
+
+
 def final_line(results: dict) -> str:
-    """The one ``bench: ...`` summary line."""
+    """The one ``bench: ...`` summary line.
+
+    ``quick_min`` is the quick profile's wall minutes (full mode); bench-quick caps the pipeline's
+    rows, so its cold run's minutes are ``capped_min`` instead.
+    """
     train, infer = results.get("train"), results.get("infer")
     pipeline, acc = results.get("pipeline"), results.get("accuracy") or {}
+    onnx = results.get("onnx")
     fields = {
         "train_x": train and train["ratio_examples_per_s"]["median"],
         "infer_x": infer and infer["ratio_vs_notebook"]["median"],
@@ -119,7 +142,12 @@ def final_line(results: dict) -> str:
         if run and run.get("test_accuracy") is not None:
             fields[f"{name}_acc"] = run["test_accuracy"]
             fields[f"{name}_min"] = run["wall_minutes"]
-    return "bench: " + " ".join(f"{k}={_fmt(v)}" for k, v in fields.items())
+    if results.get("mode") == "quick":
+        fields["capped_min"] = pipeline and pipeline["cold"]["seconds"] / 60
+    fields["onnx_x"] = onnx and onnx["onnx_x"]
+    fields["onnx_acc_delta"] = onnx and onnx["onnx_acc_delta"]
+    text = {k: _fmt(v) for k, v in fields.items()} | cpu_fields(results.get("machine") or {})
+    return "bench: " + " ".join(f"{k}={v}" for k, v in text.items())
 
 
 def print_tables(r: dict) -> None:
@@ -196,6 +224,21 @@ def print_tables(r: dict) -> None:
             f"{a['accuracy_auto']:.4f}: {a['delta_points']:+.2f} points, same label on "
             f"{100 * a['label_agreement']:.1f}%"
         )
+    if o := r.get("onnx"):
+        sps = o["sentences_per_s"]
+        log(
+            f"\n== ONNX int8 vs fp32 PyTorch predict, cold run's model ({o['sentences']} test "
+            f"sentences, batch {o['batch_size']}, {o['threads']} threads, median of {o['rounds']} "
+            "rounds) =="
+        )
+        log(", ".join(f"{k} {v:.0f} sentences/s" for k, v in sps.items()))
+        acc = o["accuracy"]
+        log(
+            f"onnx_int8 / torch_fp32 x{o['onnx_x']:.2f}; accuracy {acc['onnx_int8']:.4f} vs "
+            f"{acc['torch_fp32']:.4f} ({o['onnx_acc_delta']:+.2f} points), McNemar p = "
+            f"{o['mcnemar']['pvalue']:.2f}, same label on {100 * o['label_agreement']:.1f}%; "
+            f"int8 file {o['int8_megabytes']:.1f} MB, exported in {o['export_seconds']:.0f} s"
+        )
     log("\n== time per part (s, 1-min load average at its end) ==")
     log(
         ", ".join(f"{k} {v['seconds']:.0f} s ({v['load_1min']:.1f})" for k, v in r["parts"].items())
@@ -215,13 +258,28 @@ def print_tables(r: dict) -> None:
             log(f"{name}: not measured")
 
 
+def check_model(model_dir: str, *, args: argparse.Namespace) -> dict:
+    """What runs on the cold pipeline run's model before its temp dir goes: the inference
+    precision check and (unless skipped) the onnx part, with the latter's own wall time."""
+    out = {"precision_accuracy": infer_throughput.precision_accuracy(model_dir), "onnx": None}
+    if "onnx" not in args.skip:
+        log(f"onnx int8 vs fp32 PyTorch predict: {args.onnx_rounds} round(s) ...")
+        started = time.perf_counter()
+        out["onnx"] = onnx_throughput.measure(model_dir, args.onnx_rounds, log=log)
+        out["onnx_part"] = {
+            "seconds": round(time.perf_counter() - started, 1),
+            "load_1min": os.getloadavg()[0],
+        }
+    return out
+
+
 def run_parts(args: argparse.Namespace, results: dict) -> None:
     """Every measurement, in order; each part's wall time and load average are recorded."""
     parts = results["parts"] = {}
 
-    def mark(name: str, started: float) -> None:
+    def mark(name: str, started: float, less: float = 0.0) -> None:
         parts[name] = {
-            "seconds": round(time.perf_counter() - started, 1),
+            "seconds": round(time.perf_counter() - started - less, 1),
             "load_1min": os.getloadavg()[0],
         }
 
@@ -296,10 +354,17 @@ def run_parts(args: argparse.Namespace, results: dict) -> None:
             args.quick,
             log=log,
             keep=args.keep_pipeline_dir,
-            on_model=infer_throughput.precision_accuracy,
+            on_model=functools.partial(check_model, args=args),
         )
-        results["precision_accuracy"] = results["pipeline"].pop("model_check")
-        mark("pipeline", started)
+        checked = results["pipeline"].pop("model_check")
+        results["precision_accuracy"] = checked["precision_accuracy"]
+        results["onnx"] = checked["onnx"]
+        onnx_part = checked.get("onnx_part")  # its time is its own part's, not the pipeline's
+        mark("pipeline", started, less=onnx_part["seconds"] if onnx_part else 0.0)
+        if onnx_part:
+            parts["onnx"] = onnx_part
+    elif "onnx" not in args.skip:
+        log("onnx: not measured (it needs the pipeline part's model)")
     results["accuracy"] = accuracy_part(args, results.get("pipeline"))
     if results.get("pipeline"):
         results["pipeline"].pop("cold_summary", None)  # large; its numbers are in accuracy
