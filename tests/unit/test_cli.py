@@ -11,32 +11,18 @@ from pathlib import Path
 import pytest
 
 from sentiment_lora.cli import main
-from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.operations import events
 from sentiment_lora.operations.data_versions import read_manifest
 from sentiment_lora.operations.registry import champion_model_dir
 from sentiment_lora.paths import LATEST, MODEL_DIR
-from sentiment_lora.training.data import prepare_sst2
 from sentiment_lora.training.inference import SentimentAnalyzer
-from sentiment_lora.training.lora import train_lora
 from tests.conftest import write_tsv
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_distilbert_dir: Path, tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("cli")
-    data = tmp / "sst2"
-    data.mkdir()
-    rows = "".join(f"a good film number {i}\t1\na bad film number {i}\t0\n" for i in range(10))
-    for name in ("train.tsv", "dev.tsv"):
-        (data / name).write_text("sentence\tlabel\n" + rows)
-    prepared = prepare_sst2(DataConfig(data_dir=str(data)), tmp / "prep")
-    hp = LoraHyperparams(name="cli", learning_rate=1e-3, epochs=1, batch_size=8)
-    return Path(
-        train_lora(
-            prepared, hp, TrainConfig(model=str(tiny_distilbert_dir), max_length=16), tmp / "run"
-        ).adapter_dir
-    )
+def model_dir(tiny_model_dir: Path) -> Path:
+    """The shared tiny LoRA model directory (tests/conftest.py)."""
+    return tiny_model_dir
 
 
 def test_predict_writes_one_json_object_per_line(model_dir: Path, tmp_path: Path, capsys) -> None:

@@ -6,15 +6,12 @@ import numpy as np
 import onnx
 import pytest
 
-from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.deployment import onnx_export
 from sentiment_lora.deployment.export_check import check_export, compare_export
 from sentiment_lora.deployment.onnx_export import ExportError, export_onnx
 from sentiment_lora.deployment.onnx_inference import OnnxSentimentAnalyzer, is_onnx_export
 from sentiment_lora.errors import UserError
-from sentiment_lora.training.data import prepare_sst2
 from sentiment_lora.training.inference import SentimentAnalyzer
-from sentiment_lora.training.lora import train_lora
 
 TEXTS = [
     "a truly great and moving film",
@@ -25,26 +22,9 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tiny_distilbert_dir: Path, tmp_path_factory) -> Path:
-    """A LoRA model directory trained for one epoch on a tiny SST-2 (DistilBERT-shaped)."""
-    from tests.conftest import write_tsv
-
-    tmp = tmp_path_factory.mktemp("onnx-run")
-    pos = ["a truly great and moving film", "warm funny and wise", "a delight to watch"]
-    neg = ["a dull and lifeless mess", "boring from start to finish", "an ugly pointless movie"]
-    rows = [f"{s} {i}\t{lab}" for i in range(5) for g, lab in ((pos, 1), (neg, 0)) for s in g]
-    write_tsv(tmp / "train.tsv", rows)
-    write_tsv(tmp / "dev.tsv", [f"{s}\t1" for s in pos] + [f"{s}\t0" for s in neg])
-    prepared = prepare_sst2(DataConfig(data_dir=str(tmp), validation_fraction=0.25), tmp / "data")
-    hp = LoraHyperparams(name="onnx", learning_rate=5e-3, epochs=1, batch_size=8)
-    train = TrainConfig(
-        model=str(tiny_distilbert_dir),
-        max_length=32,
-        precision="fp32",
-        device="cpu",
-        evals_per_epoch=1,
-    )
-    return Path(train_lora(prepared, hp, train, tmp / "run").adapter_dir)
+def model_dir(tiny_model_dir: Path) -> Path:
+    """The shared tiny LoRA model directory (tests/conftest.py)."""
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
