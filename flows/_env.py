@@ -46,5 +46,15 @@ def apply_defaults() -> None:
     logging.getLogger("sentiment_lora").setLevel(logging.INFO)
 
 
+def hide_user_error_tracebacks() -> None:
+    """The console keeps a user error's message, not its traceback (the run's log keeps both
+    and the entry point prints the error once, on one line)."""
+    from sentiment_lora.errors import HideUserErrorTracebacks
+
+    for logger in (logging.getLogger(), logging.getLogger("prefect")):
+        for handler in logger.handlers:  # the console handler is the root logger's
+            handler.addFilter(HideUserErrorTracebacks())
+
+
 apply_defaults()
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")

@@ -12,7 +12,6 @@ if __package__ in (None, ""):  # run as `python flows/full.py`: make `flows`, `t
 import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefect import)
 
 import argparse
-import logging
 from datetime import UTC, datetime
 from typing import get_args
 
@@ -20,7 +19,7 @@ from prefect import flow, unmapped
 from prefect.runtime import flow_run
 from pydantic import ValidationError
 
-from flows._env import PROJECT_ROOT
+from flows._env import PROJECT_ROOT, hide_user_error_tracebacks
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import (
     DataConfig,
@@ -35,7 +34,7 @@ from sentiment_lora.config import (
     default_profile,
     resolve_path,
 )
-from sentiment_lora.errors import DEBUG_ENV, HideUserErrorTracebacks, UserError, debug_requested
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
@@ -269,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not debug:  # the run's log keeps the message; the console no traceback
-        for logger in (logging.getLogger(), logging.getLogger("prefect")):
-            for handler in logger.handlers:  # the console handler is the root logger's
-                handler.addFilter(HideUserErrorTracebacks())
+        hide_user_error_tracebacks()
     try:
         run_dir = sst2_lora_pipeline(**parameters)
     except UserError as exc:

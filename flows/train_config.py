@@ -11,10 +11,22 @@ if __package__ in (None, ""):  # run as `python flows/train_config.py`: make `fl
 
 import flows._env  # noqa: F401, I001  (process defaults: must precede the Prefect import)
 
+import argparse
+
 from prefect import flow
 from prefect.runtime import flow_run
 
-from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig, resolve_path
+from flows._env import hide_user_error_tracebacks
+from sentiment_lora.cli_options import ModelOptions
+from sentiment_lora.config import (
+    GRIDS,
+    DataConfig,
+    LoraHyperparams,
+    RunOptions,
+    TrainConfig,
+    resolve_path,
+)
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
 from sentiment_lora.operations.storage import (
     is_url,
     local_root,
@@ -62,9 +74,51 @@ def sst2_train_config(
     return run
 
 
-if __name__ == "__main__":
-    from sentiment_lora.config import GRIDS
+# The command line's option groups (a run by hand; a deployment passes the parameters).
+OPTIONS = ModelOptions({"data": DataConfig, "train": TrainConfig})
+ARTIFACTS = ModelOptions({"options": RunOptions}, only=("artifacts_dir",))
 
-    name = sys.argv[1] if len(sys.argv) > 1 else GRIDS["quick"][0].name
-    hp = next(h for grid in GRIDS.values() for h in grid if h.name == name)
-    print(sst2_train_config(hp=hp).training.model_dump_json(indent=2))
+
+def build_parser() -> argparse.ArgumentParser:
+    """Command-line options of ``python flows/train_config.py``, from the config models."""
+    names = list(dict.fromkeys(h.name for grid in GRIDS.values() for h in grid))
+    parser = argparse.ArgumentParser(description="Train and evaluate one grid config on SST-2.")
+    parser.add_argument(
+        "config", nargs="?", choices=names, default=names[0], help="a config of the grids"
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help=f"show the traceback of an error in the input too (or set {DEBUG_ENV}=1)",
+    )
+    OPTIONS.add_to(parser, rename={"source": "--data-source"})
+    ARTIFACTS.add_to(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one config; an error in the input (an option, a bad data row found by the data
+    task) is one line ``error: ...`` and exit 2 (``--debug`` shows the traceback)."""
+    debug = debug_requested("--debug" in (sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    try:
+        parameters = {
+            "hp": next(h for grid in GRIDS.values() for h in grid if h.name == args.config),
+            "data": OPTIONS.build(args, "data"),
+            "train": OPTIONS.build(args, "train"),
+            "artifacts_dir": ARTIFACTS.build(args, "options").artifacts_dir,
+        }
+        if not debug:
+            hide_user_error_tracebacks()
+        run = sst2_train_config(**parameters)
+    except UserError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(run.training.model_dump_json(indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -28,7 +28,9 @@ from prefect.client.orchestration import get_client
 from prefect.events.actions import CallWebhook
 from prefect.events.schemas.automations import AutomationCore, EventTrigger
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sentiment_lora.errors import validation_message
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_FILE = ROOT / "alerts.yaml"
@@ -66,9 +68,19 @@ class AlertsFile(BaseModel):
 def load_alerts(path: Path | str = ALERTS_FILE) -> AlertsFile:
     """Read and validate an alerts file (ValueError naming the file if it is invalid)."""
     try:
-        alerts = AlertsFile.model_validate(yaml.safe_load(Path(path).read_text()))
-    except (OSError, yaml.YAMLError, ValueError) as exc:
-        raise ValueError(f"{path}: {exc}") from None
+        alerts = AlertsFile.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 (byte at offset {exc.start})") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}{where}: invalid YAML: {exc.problem or exc.context}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: invalid YAML: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:
+        raise ValueError(f"{path}: {validation_message(exc)}") from None
     names = [a.name for a in alerts.automations]
     if len(set(names)) != len(names):
         raise ValueError(f"{path}: automation names must be unique, got {names}")

@@ -24,7 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from sentiment_lora.cli_options import OptionError
 from sentiment_lora.operations.locks import REGISTRY_LIMIT
+from sentiment_lora.reporting.listen import bind, server_options
 
 ROOT = Path(__file__).resolve().parent.parent
 POOLS = ("cpu", "gpu")
@@ -269,6 +271,18 @@ def stop_recorded(home: Path) -> list[str]:
     return stopped
 
 
+def _check_options(args: argparse.Namespace, home: Path) -> None:
+    """OptionError naming ``--home``, ``--host``, ``--port`` or ``--db-port`` if unusable; the
+    server's address must be free before ``server`` or ``up`` starts one."""
+    if home.exists() and not home.is_dir():
+        raise OptionError(f"--home {home}: not a directory")
+    options = server_options(args.host, args.port)
+    if args.db_port is not None and not 1 <= args.db_port <= 65535:
+        raise OptionError(f"--db-port {args.db_port}: must be a TCP port, 1 to 65535")
+    if args.command in ("server", "up"):
+        bind(options).close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -296,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.db not in ("sqlite", "postgres"):
         p.error(f"--db (or SENTIMENT_LORA_DB) must be sqlite or postgres, not {args.db!r}")
     home = Path(args.home).resolve()
+    try:
+        _check_options(args, home)
+    except OptionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     db_url = None
     if args.db == "postgres" and args.command in ("server", "up"):
         try:

@@ -14,6 +14,7 @@ from sentiment_lora.evidence.collect import (
     calibrate_model,
     run_statistical_tests,
 )
+from sentiment_lora.format_numbers import num, sig, signed
 from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.training.lora import TrainingResult
@@ -53,6 +54,24 @@ def predict_validation(
     )
 
 
+def comparison_rows(tests: StatisticalTests) -> list[dict[str, str]]:
+    """The ``sst2-comparisons`` table: one row per baseline, non-finite numbers as n/a."""
+    return [
+        {
+            "model": c.model,
+            "baseline": c.baseline,
+            "accuracy difference": signed(c.accuracy_difference.estimate),
+            "95% interval": (
+                f"[{signed(c.accuracy_difference.low)}, {signed(c.accuracy_difference.high)}]"
+            ),
+            "McNemar table": str(c.mcnemar.table),
+            "p-value": f"{sig(c.mcnemar.pvalue)} ({c.mcnemar.method})",
+            "verdict": c.verdict,
+        }
+        for c in tests.baselines
+    ]
+
+
 @task(name="statistical-tests", cache_key_fn=inputs_cache_key, **CACHED)
 def statistical_tests(
     best: Evaluation,
@@ -62,28 +81,14 @@ def statistical_tests(
 ) -> StatisticalTests:
     """McNemar and bootstrap against each baseline; Cochran's Q and Holm across configs."""
     tests = run_statistical_tests(best, baselines=baselines, configs=configs, config=config)
-    rows = [
-        {
-            "model": c.model,
-            "baseline": c.baseline,
-            "accuracy difference": f"{c.accuracy_difference.estimate:+.4f}",
-            "95% interval": (
-                f"[{c.accuracy_difference.low:+.4f}, {c.accuracy_difference.high:+.4f}]"
-            ),
-            "McNemar table": str(c.mcnemar.table),
-            "p-value": f"{c.mcnemar.pvalue:.3g} ({c.mcnemar.method})",
-            "verdict": c.verdict,
-        }
-        for c in tests.baselines
-    ]
     create_table_artifact(
         key="sst2-comparisons",
-        table=rows,
+        table=comparison_rows(tests),
         description=f"{best.model_name} against each baseline (alpha {config.alpha})",
     )
     logger = get_run_logger()
     for c in tests.baselines:
-        logger.info("%s vs %s: %s (p=%.3g)", c.model, c.baseline, c.verdict, c.mcnemar.pvalue)
+        logger.info("%s vs %s: %s (p=%s)", c.model, c.baseline, c.verdict, sig(c.mcnemar.pvalue))
     logger.info("configs: %s", tests.configs.conclusion)
     return tests
 
@@ -93,10 +98,10 @@ def calibration(validation: Evaluation, test: Evaluation, config: StatsConfig) -
     """ECE, Brier and reliability data before and after temperature scaling."""
     report = calibrate_model(validation, test, config=config)
     get_run_logger().info(
-        "calibration: ECE %.4f -> %.4f with T=%.3f",
-        report.before.ece,
-        report.after.ece,
-        report.temperature,
+        "calibration: ECE %s -> %s with T=%s",
+        num(report.before.ece),
+        num(report.after.ece),
+        num(report.temperature, 3),
     )
     return report
 

@@ -96,12 +96,15 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run's model (or a model directory) to ONNX, optionally int8-quantized."""
-    from sentiment_lora.deployment.onnx_export import export_onnx
+    from sentiment_lora.deployment.onnx_export import METADATA_FILE, export_onnx
 
     source = Path(args.run_dir)
     model_dir = source / MODEL_DIR if (source / MODEL_DIR).is_dir() else source
-    if not model_dir.is_dir():
-        raise UserError(f"RUN_DIR: {source} is not a run directory or a model directory")
+    if not (model_dir / METADATA_FILE).is_file():
+        raise UserError(
+            f"RUN_DIR: {source} is not a run directory or a model directory "
+            f"(no {MODEL_DIR}/ or {METADATA_FILE})"
+        )
     result = export_onnx(model_dir, args.out, quantize=args.quantize)
     print(
         f"wrote {result.out_dir} ({args.format}, {result.quantize}, "

@@ -4,7 +4,8 @@ Two summaries drive every path that writes numbers (sentences, tables, figures' 
 template, the Prefect markdown, the model card, the server's index): the committed run's
 results file with every optional number set to null and read back through ``load_results``,
 and the same run in memory with every float it allows set to NaN, plus a fabricated champion
-gate, data diff and ledger (the committed run has none) whose floats are all NaN.
+gate, data diff and ledger (the committed run has none) whose floats are all NaN. The gate's
+reasons, the evidence's conclusions and the Prefect tables are written from NaN numbers too.
 """
 
 import json
@@ -21,9 +22,14 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 from pydantic import BaseModel, ValidationError
 
+from sentiment_lora.evidence import collect
 from sentiment_lora.evidence.data_diff import DataDiff
+from sentiment_lora.evidence.slices import SliceComparison, slice_gate_reasons
+from sentiment_lora.evidence.stats import CochranQResult, McNemarResult
+from sentiment_lora.operations import gate
 from sentiment_lora.operations.gate import GateSummary
 from sentiment_lora.operations.ledger import RollbackLedgerRecord, RunLedgerRecord
+from sentiment_lora.operations.registry import ModelRecord
 from sentiment_lora.paths import RESULTS_FILE
 from sentiment_lora.reporting import plots
 from sentiment_lora.reporting.predictions import read_predictions
@@ -217,3 +223,45 @@ def test_the_model_card_and_the_index_leave_non_finite_metrics_out(
         has_pdf=False,
     )
     _assert_numbers_only(index_page([run], reports_dir=tmp_path), "index")
+
+
+def _nan_record(key: str) -> ModelRecord:
+    return ModelRecord(
+        run_id=key,
+        config_name=key,
+        model_key=key,
+        test_accuracy=math.nan,
+        test_f1_macro=math.nan,
+        test_set_hash="same",
+        predictions=[1, 0, 1, 0],
+    )
+
+
+def test_the_gate_reasons_and_the_prefect_tables_never_write_nan(
+    nan_summary: RunSummary, monkeypatch
+) -> None:
+    from tasks.evidence_tasks import comparison_rows
+
+    nan_test = McNemarResult(
+        table=[[1, 1], [1, 1]],
+        statistic=math.nan,
+        pvalue=math.nan,
+        method="exact-binomial",
+        discordant=2,
+    )
+    monkeypatch.setattr(gate, "mcnemar_test", lambda *_: nan_test)
+    decision = gate.decide(_nan_record("new"), _nan_record("old"), labels=[1, 0, 1, 0])
+    assert "n/a" in decision.reason
+    _assert_numbers_only("\n".join(decision.reasons), "gate reasons")
+    _assert_numbers_only(gate.gate_markdown(decision), "gate markdown")
+    _assert_numbers_only(gate.gate_markdown(nan_summary.champion), "gate markdown")
+    _assert_numbers_only("\n".join(slice_gate_reasons(_fabricate(SliceComparison))), "slices")
+    rows = comparison_rows(nan_summary.statistical_tests)
+    assert rows and "n/a" in rows[0]["accuracy difference"]
+    _assert_numbers_only(json.dumps(rows), "sst2-comparisons table")
+    nan_q = CochranQResult(statistic=math.nan, pvalue=math.nan, df=1, models=["a", "b"])
+    monkeypatch.setattr(collect, "cochran_q_test", lambda _: nan_q)
+    monkeypatch.setattr(collect, "pairwise_mcnemar_holm", lambda *_, **__: [])
+    configs = {name: types.SimpleNamespace(predictions=[1], labels=[1]) for name in "ab"}
+    conclusion = collect.compare_configs(configs, "a", alpha=0.05).conclusion
+    _assert_numbers_only(conclusion, "Cochran's Q conclusion")

@@ -96,13 +96,40 @@ def _quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     )
 
 
+def _check_out(out: Path, model_dir: Path) -> None:
+    """ExportError unless ``out`` can be replaced by the export without losing anything: new,
+    empty or an earlier export, and neither the source, a directory above it nor inside it."""
+    source, target = model_dir.resolve(), out.resolve()
+    if target == source:
+        raise ExportError(f"--out: {out} is the source model directory; choose another")
+    if source.is_relative_to(target):
+        raise ExportError(f"--out: {out} holds the source model {model_dir}; choose another")
+    if target.is_relative_to(source):
+        raise ExportError(f"--out: {out} is inside the source model {model_dir}; choose another")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"--out: {out} is a file, not a directory")
+    if out.is_dir() and any(out.iterdir()) and not _is_export(out):
+        raise ExportError(
+            f"--out: {out} is a directory that is not an ONNX export; an export replaces its "
+            "directory: choose a new or empty one"
+        )
+
+
+def _is_export(path: Path) -> bool:
+    try:
+        return _extra(read_model_metadata(path)).get("format") == "onnx"
+    except UserError:
+        return False
+
+
 def export_onnx(
     model_dir: Path | str, out_dir: Path | str | None = None, *, quantize: Quantize = "none"
 ) -> ExportResult:
     """Write an ONNX copy of a pipeline model directory (``predict --backend onnx`` loads it).
 
     The directory is built under a temporary name and renamed into place, so ``out_dir`` holds a
-    complete export or is left as it was.
+    complete export or is left as it was. ``out_dir`` must be new, empty or an earlier export
+    (it is replaced), and neither hold nor lie inside the source.
     """
     import onnxruntime
 
@@ -111,8 +138,7 @@ def export_onnx(
     if _extra(meta).get("format") == "onnx":
         raise ExportError(f"model-dir: {model_dir} is already an ONNX export")
     out = Path(out_dir) if out_dir is not None else default_export_dir(model_dir, quantize)
-    if out.resolve() == model_dir.resolve():
-        raise ExportError(f"--out: {out} is the source model directory; choose another")
+    _check_out(out, model_dir)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     try:

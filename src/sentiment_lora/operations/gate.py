@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
+from sentiment_lora.format_numbers import num, sig
 from sentiment_lora.operations.ledger import (
     GateOutcome,
     RunLedgerRecord,
@@ -167,16 +168,16 @@ def decide(
         champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
     worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc
     better = challenger.test_f1_macro > champ_f1
+    accuracies = f"accuracy {num(challenger.test_accuracy)} vs {num(champ_acc)}"
     overall = (
-        f"significantly worse than the champion overall (McNemar p={test.pvalue:.3g} < {alpha}; "
-        f"accuracy {challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
+        f"significantly worse than the champion overall (McNemar p={sig(test.pvalue)} < {alpha}; "
+        f"{accuracies})"
         if worse
-        else f"not significantly worse overall (McNemar p={test.pvalue:.3g}; accuracy "
-        f"{challenger.test_accuracy:.4f} vs {champ_acc:.4f})"
+        else f"not significantly worse overall (McNemar p={sig(test.pvalue)}; {accuracies})"
     )
     f1 = (
         f"{'better' if better else 'not better'} test macro-F1 "
-        f"({challenger.test_f1_macro:.4f} vs {champ_f1:.4f})"
+        f"({num(challenger.test_f1_macro)} vs {num(champ_f1)})"
     )
     slices = None
     slice_reasons: list[str] = []
@@ -337,13 +338,13 @@ def gate_markdown(decision: GateSummary) -> str:
         ),
         (
             "test accuracy",
-            f"{challenger.test_accuracy:.4f}",
-            cell(champion, f"{champion.test_accuracy:.4f}" if champion else ""),
+            num(challenger.test_accuracy),
+            cell(champion, num(champion.test_accuracy) if champion else ""),
         ),
         (
             "test macro-F1",
-            f"{challenger.test_f1_macro:.4f}",
-            cell(champion, f"{champion.test_f1_macro:.4f}" if champion else ""),
+            num(challenger.test_f1_macro),
+            cell(champion, num(champion.test_f1_macro) if champion else ""),
         ),
     ]
     title = "promoted" if decision.promoted else "champion kept"

@@ -1,7 +1,8 @@
 """How the report writes numbers, intervals, times and lists as text.
 
 Every function accepts None (and a non-finite float) and writes :data:`MISSING` for it, so a
-report never shows ``nan``.
+report never shows ``nan``. The number formats are :mod:`sentiment_lora.format_numbers`'s
+(re-exported here), shared with the gate and the Prefect artifacts.
 """
 
 import math
@@ -10,17 +11,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sentiment_lora.evidence.stats import Interval
-
-MISSING = "n/a"
-
-
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
-
-
-def num(value: float | None, digits: int = 4) -> str:
-    """``0.8956`` (``digits`` decimals)."""
-    return f"{value:.{digits}f}" if _finite(value) else MISSING
+from sentiment_lora.format_numbers import (  # noqa: F401 (re-exported: the report's formats)
+    MISSING,
+    finite,
+    learning_rate,
+    num,
+    pct,
+    points,
+    pvalue,
+    seconds,
+    sig,
+    signed,
+)
 
 
 def integer(value: int | None) -> str:
@@ -28,51 +30,16 @@ def integer(value: int | None) -> str:
     return MISSING if value is None else f"{value:,}"
 
 
-def pct(value: float | None, digits: int = 1) -> str:
-    """``44.6%`` from 0.446."""
-    return f"{value:.{digits}%}" if _finite(value) else MISSING
-
-
-def signed(value: float | None, digits: int = 4) -> str:
-    """``+0.0650``."""
-    return f"{value:+.{digits}f}" if _finite(value) else MISSING
-
-
-def points(value: float | None) -> str:
-    """A difference of two proportions in percentage points: ``+6.5``."""
-    return f"{value * 100:+.1f}" if _finite(value) else MISSING
-
-
-def pvalue(p: float | None) -> str:
-    """Four decimals, or scientific notation below 0.0001 (``2.6e-40``)."""
-    if not _finite(p):
-        return MISSING
-    return f"{p:.1e}" if 0 < p < 1e-4 else f"{p:.4f}"
-
-
 def interval(value: Interval | None, digits: int = 4) -> str:
     """``0.8761 – 0.9151``."""
-    if value is None or not (_finite(value.low) and _finite(value.high)):
+    if value is None or not (finite(value.low) and finite(value.high)):
         return MISSING
     return f"{value.low:.{digits}f} – {value.high:.{digits}f}"
 
 
 def confidence_label(value: Interval | None) -> str:
     """``95% CI``."""
-    return f"{value.confidence:.0%} CI" if value and _finite(value.confidence) else "CI"
-
-
-def learning_rate(value: float | None) -> str:
-    """``0.001`` / ``2e-05``."""
-    return f"{value:g}" if _finite(value) else MISSING
-
-
-def seconds(value: float | None) -> str:
-    """``3 min 12 s`` or ``42.0 s``."""
-    if not _finite(value):
-        return MISSING
-    minutes, secs = divmod(round(value), 60)
-    return f"{minutes} min {secs} s" if minutes else f"{value:.1f} s"
+    return f"{value.confidence:.0%} CI" if value and finite(value.confidence) else "CI"
 
 
 def plain(value: Any) -> str:
