@@ -16,10 +16,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from sentiment_lora.deployment.onnx_inference import is_onnx_export
 from sentiment_lora.errors import UserError
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
-    ModelMetadata,
     read_model_metadata,
     write_model_metadata,
 )
@@ -44,10 +44,6 @@ class ExportResult(BaseModel):
     quantize: Quantize
     size_bytes: int
     seconds: float
-
-
-def _extra(meta: ModelMetadata) -> dict:
-    return meta.model_extra or {}
 
 
 def default_export_dir(model_dir: Path, quantize: Quantize) -> Path:
@@ -108,18 +104,11 @@ def _check_out(out: Path, model_dir: Path) -> None:
         raise ExportError(f"--out: {out} is inside the source model {model_dir}; choose another")
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out: {out} is a file, not a directory")
-    if out.is_dir() and any(out.iterdir()) and not _is_export(out):
+    if out.is_dir() and any(out.iterdir()) and not is_onnx_export(out):
         raise ExportError(
             f"--out: {out} is a directory that is not an ONNX export; an export replaces its "
             "directory: choose a new or empty one"
         )
-
-
-def _is_export(path: Path) -> bool:
-    try:
-        return _extra(read_model_metadata(path)).get("format") == "onnx"
-    except UserError:
-        return False
 
 
 def export_onnx(
@@ -135,7 +124,7 @@ def export_onnx(
 
     model_dir = Path(model_dir)
     meta = read_model_metadata(model_dir)  # a sentiment-lora model, or a one-line error
-    if _extra(meta).get("format") == "onnx":
+    if is_onnx_export(model_dir):
         raise ExportError(f"model-dir: {model_dir} is already an ONNX export")
     out = Path(out_dir) if out_dir is not None else default_export_dir(model_dir, quantize)
     _check_out(out, model_dir)
