@@ -189,12 +189,16 @@ def benchmark(
     data_dir: Path,
     log=print,
     probe: Callable[[], float] | None = None,
+    notebook_steps: int | None = None,
 ) -> dict:
     """Alternate project/notebook ``rounds`` times (A/B/A/B); median ratios of the rounds.
 
     ``probe`` (the matmul rate, GFLOP/s) is measured at the start of every round, so each
     round's share of the compute ceiling compares numbers taken under the same load.
+    ``notebook_steps`` (default ``steps``) may be fewer: the notebook pads every batch to the
+    same length, so its examples/s does not depend on which batches are timed.
     """
+    recipe_steps = {PROJECT: steps, NOTEBOOK: notebook_steps or steps}
     source = resolve_model_source("embedded")
     tokenizer = load_tokenizer(source)
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
@@ -215,7 +219,9 @@ def benchmark(
         for r in range(rounds):
             gflops = probe() if probe else None
             for recipe in (PROJECT, NOTEBOOK):
-                run = run_once(recipe, datasets[recipe], source, tokenizer, steps, workdir)
+                run = run_once(
+                    recipe, datasets[recipe], source, tokenizer, recipe_steps[recipe], workdir
+                )
                 run["round"], run["matmul_gflops_this_round"] = r + 1, gflops
                 runs.append(run)
                 log(
