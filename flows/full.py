@@ -15,7 +15,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import get_args
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
 from pydantic import ValidationError
 
@@ -41,6 +41,7 @@ from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
 from sentiment_lora.paths import new_run_id
 from sentiment_lora.training.data import PreparedData
+from sentiment_lora.training.halving import first_rungs, merge, promoted
 from tasks.evidence_tasks import (
     calibration,
     error_analysis,
@@ -115,10 +116,7 @@ def sst2_lora_pipeline(
     prepared = prepare_data_fresh(config.data, workdir)
     data_dir = str(resolve_path(config.data.data_dir)) if config.data.source == "local" else None
     snapshot = snapshot_data_fresh(prepared, data_dir, workdir)
-    if options.backend == "work-pool":
-        runs = _train_on_pool(config)
-    else:
-        runs = _train_here(config, prepared, workdir)
+    runs = _train_grid(config, prepared, workdir)
     best = select_best_config([run.training for run in runs])
     tests = {run.training.config_name: run.test for run in runs}
     best_test = tests[best.config_name]
@@ -190,29 +188,53 @@ def _champion_snapshot(registry_dir: str) -> str | None:
     return str(snapshot) if snapshot is not None else None
 
 
-def _train_here(config: PipelineConfig, prepared: PreparedData, workdir: str) -> list[ConfigRun]:
-    """Train the grid as tasks of this flow run, at most ``max_parallel`` at once."""
-    runs: list[ConfigRun] = []
+def _train_grid(config: PipelineConfig, prepared: PreparedData, workdir: str) -> list[ConfigRun]:
+    """Train and test every config of the grid; with successive halving
+    (``train.first_rung_epochs``), each stops at the first rung and only the best there
+    trains on, resuming from its checkpoint."""
+    stops = first_rungs(config.grid, config.train.first_rung_epochs)
+    runs = _train(config, prepared, workdir, config.grid, stops)
+    on = promoted([run.training for run in runs.values()])
+    if on:
+        get_run_logger().info("successive halving: %s trains on to the end", ", ".join(on))
+        finals = _train(config, prepared, workdir, [hp for hp in config.grid if hp.name in on], {})
+        for name, final in finals.items():
+            training = merge(runs[name].training, final.training)
+            runs[name] = ConfigRun(training=training, test=final.test)
+    return [runs[hp.name] for hp in config.grid]
+
+
+def _train(
+    config: PipelineConfig,
+    prepared: PreparedData,
+    workdir: str,
+    grid: list[LoraHyperparams],
+    stops: dict[str, float | None],
+) -> dict[str, ConfigRun]:
+    """Train and test ``grid``, each config stopping where ``stops`` says (None: at its end):
+    as tasks of this flow run (at most ``max_parallel`` at once), or with the `work-pool`
+    backend as one `sst2-train-config` deployment run per config, all at once."""
+    if config.options.backend == "work-pool":
+        futures = train_on_pool.map(
+            grid,
+            data=unmapped(config.data),
+            train=unmapped(config.train),
+            artifacts_dir=unmapped(config.options.artifacts_dir),
+            stop_at_epoch=[stops.get(hp.name) for hp in grid],
+        )
+        return {run.training.config_name: run for run in futures.result()}
+    runs: dict[str, ConfigRun] = {}
     step = config.train.max_parallel
-    for wave in (config.grid[i : i + step] for i in range(0, len(config.grid), step)):
-        futures = [train_config_fresh(prepared, hp, config.train, workdir) for hp in wave]
+    for wave in (grid[i : i + step] for i in range(0, len(grid), step)):
+        futures = [
+            train_config_fresh(prepared, hp, config.train, workdir, stops.get(hp.name))
+            for hp in wave
+        ]
         for future in futures:
             result = future.result()
-            runs.append(
-                ConfigRun(training=result, test=evaluate_on_test(result, prepared, config.train))
-            )
+            test = evaluate_on_test(result, prepared, config.train)
+            runs[result.config_name] = ConfigRun(training=result, test=test)
     return runs
-
-
-def _train_on_pool(config: PipelineConfig) -> list[ConfigRun]:
-    """One `sst2-train-config` deployment run per config, all at once; waits for every one."""
-    futures = train_on_pool.map(
-        config.grid,
-        data=unmapped(config.data),
-        train=unmapped(config.train),
-        artifacts_dir=unmapped(config.options.artifacts_dir),
-    )
-    return futures.result()
 
 
 def build_parser() -> argparse.ArgumentParser:

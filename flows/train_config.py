@@ -49,8 +49,13 @@ def sst2_train_config(
     data: DataConfig = DataConfig(),  # noqa: B008 (frozen model: a safe default)
     train: TrainConfig = TrainConfig(),  # noqa: B008
     artifacts_dir: str = RunOptions().artifacts_dir,
+    stop_at_epoch: float | None = None,
 ) -> ConfigRun:
     """Fine-tune one config and evaluate it on test; returns paths and metrics (small).
+
+    ``stop_at_epoch`` stops it at successive halving's first rung; a later run without it
+    resumes from that rung's checkpoint when it runs where the first did (the same artifacts
+    root on the same machine), and trains from the start elsewhere.
 
     With an fsspec URL as ``artifacts_dir`` the adapter is uploaded there and the returned
     ``adapter_dir`` is its URL. The result is also written to the artifacts root
@@ -61,7 +66,7 @@ def sst2_train_config(
         local_root(artifacts_dir) if is_url(artifacts_dir) else resolve_path(artifacts_dir)
     )
     prepared = prepare_data_fresh(data, workdir)
-    result = train_config_fresh(prepared, hp, train, workdir).result()
+    result = train_config_fresh(prepared, hp, train, workdir, stop_at_epoch).result()
     run = ConfigRun(training=result, test=evaluate_on_test(result, prepared, train))
     if is_url(artifacts_dir):
         url = upload_dir(

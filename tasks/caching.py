@@ -17,6 +17,7 @@ from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
+from sentiment_lora.training.lora import ADAPTER_DIR, FIRST_RUNG_DIR
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
     model_fingerprint,
@@ -39,8 +40,9 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
     return True
 
 
-# Fields of TrainConfig that do not change a trained model.
-_RUNTIME_ONLY = {"max_parallel", "eval_batch_size"}
+# Fields of TrainConfig that do not change a trained model. A config promoted by successive
+# halving ends where an uninterrupted run would: first_rung_epochs only names the first rung.
+_RUNTIME_ONLY = {"max_parallel", "eval_batch_size", "first_rung_epochs"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")
 _ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", METADATA_FILE)
 
@@ -53,8 +55,21 @@ def prepared_dir(workdir: str, config: DataConfig) -> Path:
 def training_dir(
     workdir: str, prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig
 ) -> Path:
-    """Where the training task writes checkpoints and the adapter."""
+    """Where the training task writes checkpoints and the adapter (a first rung's adapter
+    under ``first-rung/``): one directory per config, so a promoted one resumes there."""
     return Path(workdir) / "train" / training_key(prepared, hp, train)
+
+
+def adapter_path(
+    workdir: str,
+    prepared: PreparedData,
+    hp: LoraHyperparams,
+    train: TrainConfig,
+    stop_at_epoch: float | None = None,
+) -> Path:
+    """Where the training task saves the adapter of a whole run or of a first rung."""
+    root = training_dir(workdir, prepared, hp, train)
+    return (root / FIRST_RUNG_DIR if stop_at_epoch else root) / ADAPTER_DIR
 
 
 def prepared_complete(workdir: str, config: DataConfig) -> bool:
@@ -103,8 +118,10 @@ def prepare_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> st
 
 
 def train_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    """Prefect cache_key_fn for the training task."""
-    return training_key(parameters["prepared"], parameters["hp"], parameters["train"])
+    """Prefect cache_key_fn for the training task: the config's key, and where it stops."""
+    key = training_key(parameters["prepared"], parameters["hp"], parameters["train"])
+    stop = parameters.get("stop_at_epoch")
+    return fingerprint(key, f"stop={stop}") if stop else key
 
 
 def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
 from tasks.caching import (
     CACHED,
     adapter_complete,
+    adapter_path,
     evaluate_cache_key,
     prepare_cache_key,
     prepared_complete,
@@ -47,6 +48,11 @@ class ConfigRun(BaseModel):
     model_config = ConfigDict(frozen=True)
     training: TrainingResult
     test: Evaluation
+
+
+def _run_name(verb: str, config: str, first_rung: float | None) -> str:
+    """Task run name, e.g. ``train-all-r16`` or ``train-all-r16-first-rung``."""
+    return f"{verb}-{config}" + ("-first-rung" if first_rung else "")
 
 
 @task(
@@ -66,7 +72,9 @@ def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
 
 @task(
     name="train-config",
-    task_run_name="train-{hp.name}",
+    task_run_name=lambda parameters: _run_name(
+        "train", parameters["hp"].name, parameters.get("stop_at_epoch")
+    ),
     cache_key_fn=train_cache_key,
     retries=1,
     retry_delay_seconds=10,
@@ -74,13 +82,25 @@ def prepare_data(config: DataConfig, artifacts_dir: str) -> PreparedData:
     **CACHED,
 )
 def train_config(
-    prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
+    prepared: PreparedData,
+    hp: LoraHyperparams,
+    train: TrainConfig,
+    artifacts_dir: str,
+    stop_at_epoch: float | None = None,
 ) -> TrainingResult:
-    """Fine-tune one grid config (resuming from its checkpoint after a crash)."""
-    result = train_lora(prepared, hp, train, training_dir(artifacts_dir, prepared, hp, train))
+    """Fine-tune one grid config (resuming from its checkpoint after a crash or a first rung);
+    ``stop_at_epoch`` stops it at successive halving's first rung."""
+    result = train_lora(
+        prepared,
+        hp,
+        train,
+        training_dir(artifacts_dir, prepared, hp, train),
+        stop_at_epoch=stop_at_epoch,
+    )
     get_run_logger().info(
-        "[%s] validation accuracy %.4f, macro-F1 %.4f in %.0fs",
+        "[%s]%s validation accuracy %.4f, macro-F1 %.4f in %.0fs",
         hp.name,
+        f" first rung ({stop_at_epoch:g} epoch):" if stop_at_epoch else "",
         result.validation_metrics["accuracy"],
         result.validation_metrics["f1_macro"],
         result.train_seconds,
@@ -90,7 +110,9 @@ def train_config(
 
 @task(
     name="evaluate-on-test",
-    task_run_name="evaluate-{result.config_name}",
+    task_run_name=lambda parameters: _run_name(
+        "evaluate", parameters["result"].config_name, parameters["result"].stopped_at_epoch
+    ),
     cache_key_fn=evaluate_cache_key,
     **CACHED,
 )
@@ -120,12 +142,16 @@ def prepare_data_fresh(config: DataConfig, artifacts_dir: str) -> PreparedData:
 
 
 def train_config_fresh(
-    prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig, artifacts_dir: str
+    prepared: PreparedData,
+    hp: LoraHyperparams,
+    train: TrainConfig,
+    artifacts_dir: str,
+    stop_at_epoch: float | None = None,
 ):
     """``train_config`` submitted; recomputed instead of a cache hit if its adapter is gone."""
-    adapter = training_dir(artifacts_dir, prepared, hp, train) / "adapter"
+    adapter = adapter_path(artifacts_dir, prepared, hp, train, stop_at_epoch)
     task = train_config.with_options(refresh_cache=not adapter_complete(adapter))
-    return task.submit(prepared, hp, train, artifacts_dir)
+    return task.submit(prepared, hp, train, artifacts_dir, stop_at_epoch)
 
 
 @task(name="select-best")

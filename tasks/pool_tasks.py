@@ -27,8 +27,10 @@ def train_on_pool(
     train: TrainConfig,
     artifacts_dir: str,
     deployment: str = TRAIN_DEPLOYMENT,
+    stop_at_epoch: float | None = None,
 ) -> ConfigRun:
-    """Run one config as a child flow run of ``deployment`` and wait for its result."""
+    """Run one config as a child flow run of ``deployment`` and wait for its result;
+    ``stop_at_epoch`` stops it at successive halving's first rung."""
     logger = get_run_logger()
     child = run_deployment(
         deployment,
@@ -37,6 +39,7 @@ def train_on_pool(
             "data": data.model_dump(),
             "train": train.model_dump(),
             "artifacts_dir": artifacts_dir,
+            "stop_at_epoch": stop_at_epoch,
         },
         timeout=None,
     )

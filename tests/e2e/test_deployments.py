@@ -64,6 +64,7 @@ def test_full_pipeline_fans_out_to_the_gpu_pool(
     prefect_stack, sst2_dir: Path, tmp_path: Path
 ) -> None:
     params = small_run_parameters(tmp_path, sst2_dir)
+    params["train"] = {"first_rung_epochs": 0.1}  # successive halving across the pool
     parent = run_deployment("sst2-lora-pipeline/sst2-full", parameters=params, timeout=900)
     assert parent.state.is_completed(), (
         f"parent run ended {parent.state.name}: {parent.state.message}"
@@ -78,26 +79,35 @@ def test_full_pipeline_fans_out_to_the_gpu_pool(
         artifacts = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[parent.id]))
         )
-    # One child per config, each a sst2-train-config run on the gpu pool.
-    assert len(children) == 2
+    # Successive halving through the pool: one first-rung child per config, then one more for
+    # the config that was better there; all on the gpu pool.
+    assert len(children) == 3
     assert {c.work_pool_name for c in children} == {"gpu"}
     assert all(c.state.is_completed() for c in children)
+    assert sorted(bool(c.parameters.get("stop_at_epoch")) for c in children) == [False, True, True]
     # Each child's result is read where the parent reads it: in the shared artifacts root
     # (the gpu worker has its own Prefect home and working copy, like another machine).
     root = params["options"]["artifacts_dir"]
     child_runs = [
         ConfigRun.model_validate_json(get_text(result_location(root, str(c.id)))) for c in children
     ]
-    child_results = {r.training.config_name: r for r in child_runs}
     assert (Path(prefect_stack["PREFECT_HOME"]) / "gpu-home").is_dir()
-    assert set(child_results) == {"lr2e-3-r8", "lr1e-3-r4"}
+    assert {r.training.config_name for r in child_runs} == {"lr2e-3-r8", "lr1e-3-r4"}
+    (final,) = [r for r in child_runs if r.training.stopped_at_epoch is None]
+    # The promoted config resumed from its first rung's checkpoint on the worker.
+    assert final.training.resumed_from_checkpoint
 
-    # The parent's results are the children's.
+    # The parent's results are the children's: the final child's for the promoted config.
     run_dir = Path(tmp_path / "reports" / "latest").resolve()
     summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
     assert summary["training_backend"] == "work-pool"
     for entry in summary["hyperparameter_experiments"]:
-        child = child_results[entry["name"]]
+        (child,) = [
+            r
+            for r in child_runs
+            if r.training.config_name == entry["name"]
+            and r.training.stopped_at_epoch == entry["stopped_at_epoch"]
+        ]
         assert entry["validation_metrics"] == child.training.validation_metrics
         assert entry["test_metrics"]["accuracy"] == child.test.metrics.accuracy
         assert entry["device"] == "cpu"

@@ -12,7 +12,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions
+from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.reporting.results import load_results, results_schema
 from sentiment_lora.training.inference import SentimentAnalyzer
@@ -41,6 +41,7 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams], *, export_check
     state = sst2_lora_pipeline(
         profile="quick",
         data=DataConfig(data_dir=str(sst2_dir), max_train_samples=1500, max_validation_samples=300),
+        train=TrainConfig(first_rung_epochs=0.1),  # successive halving
         grid=grid,
         options=RunOptions(
             reports_dir=str(tmp / "reports"),
@@ -85,6 +86,18 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     for e in experiments:
         assert e["training_seconds"] > 0 and e["trainable_parameters"] > 0
         assert {"accuracy", "f1_macro"} <= set(e["validation_metrics"])
+    # Successive halving: both configs trained 0.1 epoch, then the better one on validation
+    # there resumed from its checkpoint and trained to the end.
+    (stopped,) = [e for e in experiments if e["stopped_at_epoch"] is not None]
+    (finished,) = [e for e in experiments if e["stopped_at_epoch"] is None]
+    assert stopped["stopped_at_epoch"] == pytest.approx(0.1, abs=0.01)
+    assert finished["resumed_from_checkpoint"] and finished["history"][-1]["epoch"] == 1.0
+    assert finished["validation_metrics"]["accuracy"] > stopped["validation_metrics"]["accuracy"]
+    assert (
+        f"train-{stopped['name']}-first-rung" in states and f"train-{stopped['name']}" not in states
+    )
+    assert {f"train-{finished['name']}-first-rung", f"train-{finished['name']}"} <= set(states)
+    assert "Successive halving" in (run_dir / "report.html").read_text(encoding="utf-8")
     assert summary["data"]["counts"]["test"] == 872
     assert summary["environment"]["data_hashes"]["dev.tsv"].startswith("54a9c12c")
     assert summary["environment"]["packages"]["peft"]
@@ -180,7 +193,7 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
         )
         and not name.startswith("data-diff")  # the champion is new: this run has one to diff
     }
-    assert len(cached) == 11 and set(cached.values()) == {"Cached"}, states2
+    assert len(cached) == 13 and set(cached.values()) == {"Cached"}, states2
     summary2 = json.loads((run_dir2 / "fine_tuning_results.json").read_text())
     assert summary2["test_metrics"] == summary["test_metrics"]
     assert summary2["champion"]["unchanged"] and not summary2["champion"]["promoted"]
@@ -192,9 +205,12 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
 
     # Changing one config's learning rate retrains (and re-evaluates) only that config.
     changed = [GRID[0], GRID[1].model_copy(update={"learning_rate": 1.5e-3})]
-    _, states3 = _run(tmp_path, sst2_dir, changed)
-    assert states3["train-lr1e-3-r8"] == "Cached"
-    assert states3["train-lr2e-3-r4"] == "Completed"
-    assert states3["evaluate-lr1e-3-r8"] == "Cached"
-    assert states3["evaluate-lr2e-3-r4"] == "Completed"
+    run_dir3, states3 = _run(tmp_path, sst2_dir, changed)
+    assert states3["train-lr1e-3-r8-first-rung"] == "Cached"
+    assert states3["train-lr2e-3-r4-first-rung"] == "Completed"
+    assert states3["evaluate-lr1e-3-r8-first-rung"] == "Cached"
+    assert states3["evaluate-lr2e-3-r4-first-rung"] == "Completed"
+    summary3 = json.loads((run_dir3 / "fine_tuning_results.json").read_text())
+    (on,) = [e["name"] for e in summary3["hyperparameter_experiments"] if not e["stopped_at_epoch"]]
+    assert states3[f"train-{on}"] == ("Cached" if on == "lr1e-3-r8" else "Completed")
     assert "champion-gate" in " ".join(states3)  # changed parameters go through the gate again

@@ -56,12 +56,16 @@ def test_profiles_and_named_grids() -> None:
 
 
 def test_grid_configs_vary_lr_epochs_and_rank() -> None:
-    for name in ("quick", "lora"):
+    for name, size in (("quick", 2), ("lora", 3)):
         grid = GRIDS[name]
-        assert len(grid) >= 3
+        assert len(grid) >= size
         assert len({hp.learning_rate for hp in grid}) > 1
-        assert len({hp.epochs for hp in grid}) > 1
         assert len({(hp.lora_r, hp.lora_alpha) for hp in grid}) > 1
+        assert len({tuple(hp.target_modules or ()) for hp in grid}) > 1
+    assert len({hp.epochs for hp in GRIDS["lora"]}) > 1
+    # The quick grid is one epoch each: a two-epoch config cost 44% of its training on a CPU
+    # without bf16 and never won (bench/RESULTS.md, issue 16).
+    assert {hp.epochs for hp in GRIDS["quick"]} == {1}
 
 
 def test_duplicate_config_names_rejected() -> None:

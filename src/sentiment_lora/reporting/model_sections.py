@@ -7,7 +7,7 @@ for ``templates/report.html.j2``.
 from typing import Any
 
 from sentiment_lora.reporting import format as fmt
-from sentiment_lora.reporting.results import RunSummary
+from sentiment_lora.reporting.results import Experiment, RunSummary
 
 
 def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[str]]:
@@ -142,6 +142,7 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
                 "val_f1": fmt.num(validation.get("f1_macro")),
                 "val_loss": fmt.num(validation.get("loss")),
                 "best_epoch": fmt.plain(e.best_epoch),
+                "epochs_trained": _epochs_trained(e),
                 "test_accuracy": fmt.num(e.test_metrics.accuracy),
                 "test_f1": fmt.num(e.test_metrics.f1_macro),
                 "seconds": fmt.num(e.training_seconds, 1),
@@ -155,7 +156,29 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
         "results": results,
         "best": best,
         "selection_rule": summary.best_config.selection_rule,
+        "halving": halving_sentence(summary.hyperparameter_experiments),
     }
+
+
+def _epochs_trained(e: Experiment) -> str:
+    if e.stopped_at_epoch is None:
+        return fmt.plain(e.config.epochs)
+    return f"{fmt.plain(e.stopped_at_epoch)} of {fmt.plain(e.config.epochs)}"
+
+
+def halving_sentence(experiments: list[Experiment]) -> str | None:
+    """How successive halving trained the grid, in one sentence; None when it did not."""
+    stopped = [e for e in experiments if e.stopped_at_epoch is not None]
+    if not stopped:
+        return None
+    rung = fmt.plain(min(e.stopped_at_epoch or 0.0 for e in stopped))
+    on = [e.name for e in experiments if e.stopped_at_epoch is None]
+    return (
+        f"Successive halving: every config first trained {rung} epoch of its own schedule; "
+        f"{', '.join(e.name for e in stopped)} stopped there, and "
+        f"{', '.join(on) or 'none'} (the best on validation at that point) trained on to the "
+        "end. A stopped config's metrics are those of its first rung."
+    )
 
 
 def test_context(summary: RunSummary) -> dict[str, Any]:

@@ -79,6 +79,7 @@ class Experiment(_Part):
     device: str
     precision: str = "fp32"
     resumed_from_checkpoint: bool
+    stopped_at_epoch: float | None = None  # successive halving stopped it at the first rung
 
 
 class BestConfig(_Part):
@@ -164,6 +165,7 @@ def _experiment(result: TrainingResult, test: Evaluation) -> Experiment:
         device=result.device,
         precision=result.precision,
         resumed_from_checkpoint=result.resumed_from_checkpoint,
+        stopped_at_epoch=result.stopped_at_epoch,
     )
 
 

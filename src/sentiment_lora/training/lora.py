@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 ADAPTER_DIR = "adapter"
 FULL_MODEL_DIR = "model"  # method "full": the whole fine-tuned model
 CHECKPOINT_DIR = "checkpoints"
+FIRST_RUNG_DIR = "first-rung"  # a run stopped at its first rung saves its model here
 
 
 class EpochRecord(BaseModel):
@@ -82,6 +83,7 @@ class TrainingResult(BaseModel):
     device: str
     precision: str = "fp32"
     resumed_from_checkpoint: bool
+    stopped_at_epoch: float | None = None  # successive halving: stopped at the first rung
 
 
 def _tokenize(frame_path: str, tokenizer, max_length: int) -> Dataset:
@@ -145,6 +147,27 @@ class ProgressLogger(TrainerCallback):
         )
 
 
+class StopAtStep(TrainerCallback):
+    """Ends training after ``step`` optimizer steps, evaluating and checkpointing there, so
+    a later call with the same output directory resumes on the same schedule."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: D102
+        if state.global_step >= self.step:
+            control.should_evaluate = control.should_save = control.should_training_stop = True
+
+
+def stop_step(stop_at_epoch: float | None, steps_per_epoch: int, max_steps: int) -> int | None:
+    """The optimizer step at which a run stopping after ``stop_at_epoch`` epochs ends; None
+    when it would not end before ``max_steps`` (it trains to the end)."""
+    if not stop_at_epoch:
+        return None
+    step = max(1, round(stop_at_epoch * steps_per_epoch))
+    return step if step < max_steps else None
+
+
 def _history(log_history: list[dict]) -> list[EpochRecord]:
     """One record per evaluation; train_loss is the mean of the losses logged since the last."""
     records, losses = [], []
@@ -171,6 +194,8 @@ def train_lora(
     hp: LoraHyperparams,
     train: TrainConfig,
     output_dir: Path | str,
+    *,
+    stop_at_epoch: float | None = None,
 ) -> TrainingResult:
     """Fine-tune a fresh copy of the base model per ``hp``; save the best epoch's model.
 
@@ -179,6 +204,10 @@ def train_lora(
     :class:`~sentiment_lora.training.inference.SentimentAnalyzer` loads alike. Evaluates on the
     validation split every epoch and keeps the best epoch by macro-F1. If ``output_dir`` holds
     a checkpoint of an interrupted run, training resumes from it.
+
+    ``stop_at_epoch`` (successive halving's first rung) ends training after that many epochs
+    of the full schedule: the model goes to ``output_dir/first-rung`` and the checkpoint stays,
+    so a later call without it trains on from there to the end.
     """
     output_dir = Path(output_dir)
     device = pick_device(train.device)
@@ -195,6 +224,7 @@ def train_lora(
 
     checkpoints = output_dir / CHECKPOINT_DIR
     steps_per_epoch = math.ceil(len(train_ds) / hp.batch_size)
+    stop = stop_step(stop_at_epoch, steps_per_epoch, steps_per_epoch * hp.epochs)
     eval_steps = max(1, math.ceil(steps_per_epoch / train.evals_per_epoch))
     args = TrainingArguments(
         output_dir=str(checkpoints),
@@ -233,16 +263,17 @@ def train_lora(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=_compute_metrics,
-        callbacks=[ProgressLogger(hp.name, hp.batch_size)],
+        callbacks=[ProgressLogger(hp.name, hp.batch_size)] + ([StopAtStep(stop)] if stop else []),
         optimizers=(optimizer, None),
     )
     trainer.remove_callback(PrinterCallback)  # ProgressLogger reports instead of raw dicts
     last = last_complete_checkpoint(checkpoints)
     log.info(
-        "[%s] training %d examples x %d epochs on %s, %s (%s, %d trainable)%s",
+        "[%s] training %d examples x %d epochs%s on %s, %s (%s, %d trainable)%s",
         hp.name,
         len(train_ds),
         hp.epochs,
+        f" (first rung: stops after {stop_at_epoch:g})" if stop else "",
         device,
         precision,
         _describe(hp),
@@ -252,6 +283,12 @@ def train_lora(
     started = time.monotonic()
     trainer.train(resume_from_checkpoint=last)
     seconds = time.monotonic() - started
+    start_step = _checkpoint_step(last)
+    examples = min(
+        (trainer.state.global_step - start_step) * hp.batch_size,
+        len(train_ds) * hp.epochs - start_step * hp.batch_size,
+    )
+    model_root = output_dir / FIRST_RUNG_DIR if stop else output_dir
 
     history = _history(trainer.state.log_history)
     best = max(history, key=lambda r: (r.eval_f1_macro, r.eval_accuracy))
@@ -265,13 +302,13 @@ def train_lora(
     }
     if hp.method == "full":
         targets: list[str] = []
-        model_dir = _save_full_model(trainer.model, tokenizer, output_dir, metadata)
+        model_dir = _save_full_model(trainer.model, tokenizer, model_root, metadata)
     else:
         targets = sorted(trainer.model.peft_config["default"].target_modules)
         model_dir = _save_adapter(
             trainer.model,
             tokenizer,
-            output_dir,
+            model_root,
             {**metadata, "target_modules": targets},
             ModelCardFacts(
                 config_name=hp.name,
@@ -286,8 +323,8 @@ def train_lora(
                 seed=train.seed,
             ),
         )
-    shutil.rmtree(checkpoints, ignore_errors=True)  # the saved model holds the best epoch
-    examples = len(train_ds) * hp.epochs
+    if not stop:  # the saved model holds the best epoch; a first rung keeps its checkpoint
+        shutil.rmtree(checkpoints, ignore_errors=True)
     return TrainingResult(
         config_name=hp.name,
         hyperparams=hp,
@@ -308,6 +345,7 @@ def train_lora(
         device=str(device),
         precision=precision,
         resumed_from_checkpoint=last is not None,
+        stopped_at_epoch=round(trainer.state.epoch or 0.0, 4) if stop else None,
     )
 
 
@@ -388,6 +426,11 @@ def _save_full_model(
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp_dir.replace(model_dir)
     return model_dir
+
+
+def _checkpoint_step(checkpoint: str | None) -> int:
+    """The optimizer step a Trainer checkpoint directory (``checkpoint-<step>``) was saved at."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1]) if checkpoint else 0
 
 
 def last_complete_checkpoint(checkpoints: Path) -> str | None:
