@@ -84,6 +84,22 @@ def tiny_sst2(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    """42 short SST-2 rows prepared with a quarter held out for validation: enough for a tiny
+    model to train a few steps on (read only)."""
+    from sentiment_lora.config import DataConfig
+    from sentiment_lora.training.data import prepare_sst2
+
+    tmp = tmp_path_factory.mktemp("tiny-prepared")
+    pos = ["a truly great and moving film", "warm funny and wise", "a delight to watch"]
+    neg = ["a dull and lifeless mess", "boring from start to finish", "an ugly pointless movie"]
+    rows = [f"{s} {i}\t{y}" for i in range(7) for group, y in ((pos, 1), (neg, 0)) for s in group]
+    write_tsv(tmp / "train.tsv", rows)
+    write_tsv(tmp / "dev.tsv", [f"{s}\t1" for s in pos] + [f"{s}\t0" for s in neg])
+    return prepare_sst2(DataConfig(data_dir=str(tmp), validation_fraction=0.25), tmp / "data")
+
+
+@pytest.fixture(scope="session")
 def tiny_distilbert_dir(tmp_path_factory) -> Path:
     """A randomly initialised 2-layer DistilBERT saved as safetensors, with a WordPiece tokenizer.
 

@@ -1,7 +1,8 @@
 """Successive halving: a config stopped at its first rung keeps its checkpoint, a promoted one
 resumes from it and ends where an uninterrupted run ends; the promotion rule and bookkeeping.
 
-A tiny random DistilBERT trains on 40 rows (batch 4: 8 steps an epoch, 2 epochs).
+A tiny random DistilBERT trains on `tiny_prepared` (31 training rows; batch 4: 8 steps an
+epoch, 2 epochs).
 """
 
 from pathlib import Path
@@ -11,12 +12,10 @@ import torch
 from safetensors.torch import load_file
 
 from sentiment_lora.config import (
-    DataConfig,
     LoraHyperparams,
     TrainConfig,
     build_pipeline_config,
 )
-from sentiment_lora.training.data import prepare_sst2
 from sentiment_lora.training.halving import first_rungs, merge, promoted
 from sentiment_lora.training.lora import (
     CHECKPOINT_DIR,
@@ -25,20 +24,8 @@ from sentiment_lora.training.lora import (
     stop_step,
     train_lora,
 )
-from tests.conftest import write_tsv
 
 HP = LoraHyperparams(name="tiny", learning_rate=5e-3, epochs=2, lora_r=4, batch_size=4)
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("halving-data")
-    pos = ["a truly great and moving film", "warm funny and wise", "a delight to watch"]
-    neg = ["a dull and lifeless mess", "boring from start to finish", "an ugly pointless movie"]
-    rows = [f"{s} {i}\t{y}" for i in range(7) for group, y in ((pos, 1), (neg, 0)) for s in group]
-    write_tsv(tmp / "train.tsv", rows)
-    write_tsv(tmp / "dev.tsv", [f"{s}\t1" for s in pos] + [f"{s}\t0" for s in neg])
-    return prepare_sst2(DataConfig(data_dir=str(tmp), validation_fraction=0.25), tmp / "data")
 
 
 @pytest.fixture(scope="module")
@@ -51,19 +38,19 @@ def _weights(adapter_dir: str) -> dict[str, torch.Tensor]:
 
 
 def test_first_rung_stops_keeps_its_checkpoint_and_a_promoted_run_ends_like_a_whole_one(
-    prepared, train, tmp_path
+    tiny_prepared, train, tmp_path
 ) -> None:
-    whole = train_lora(prepared, HP, train, tmp_path / "whole")
+    whole = train_lora(tiny_prepared, HP, train, tmp_path / "whole")
 
     halved_dir = tmp_path / "halved"
-    first = train_lora(prepared, HP, train, halved_dir, stop_at_epoch=0.5)
+    first = train_lora(tiny_prepared, HP, train, halved_dir, stop_at_epoch=0.5)
     assert first.stopped_at_epoch == pytest.approx(0.5)
     assert Path(first.adapter_dir) == halved_dir / FIRST_RUNG_DIR / "adapter"
     assert [r.epoch for r in first.history] == [pytest.approx(0.5)]
     assert list((halved_dir / CHECKPOINT_DIR).glob("checkpoint-*")), "the checkpoint must stay"
     assert not (halved_dir / "adapter").exists()
 
-    final = train_lora(prepared, HP, train, halved_dir)
+    final = train_lora(tiny_prepared, HP, train, halved_dir)
     assert final.resumed_from_checkpoint and final.stopped_at_epoch is None
     assert Path(final.adapter_dir) == halved_dir / "adapter"
     assert not (halved_dir / CHECKPOINT_DIR).exists()

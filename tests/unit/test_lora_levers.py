@@ -18,12 +18,11 @@ from safetensors.torch import load_file
 from transformers import Trainer
 
 import sentiment_lora.training.lora as lora
-from sentiment_lora.config import LORA_ONLY_FIELDS, DataConfig, LoraHyperparams, TrainConfig
-from sentiment_lora.training.data import LABEL_NAMES, prepare_sst2
+from sentiment_lora.config import LORA_ONLY_FIELDS, LoraHyperparams, TrainConfig
+from sentiment_lora.training.data import LABEL_NAMES
 from sentiment_lora.training.inference import SentimentAnalyzer
 from sentiment_lora.training.modeling import METADATA_FILE, layernorm_names, load_classifier
 from sentiment_lora.training.portable_base import BaseReference, portable_base
-from tests.conftest import write_tsv
 
 LEVERS = {
     "use_rslora": True,
@@ -45,19 +44,7 @@ class RecordingTrainer(Trainer):
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """A 40-row SST-2 prepared with a quarter held out for validation."""
-    tmp = tmp_path_factory.mktemp("levers-data")
-    pos = ["a truly great and moving film", "warm funny and wise", "a delight to watch"]
-    neg = ["a dull and lifeless mess", "boring from start to finish", "an ugly pointless movie"]
-    rows = [f"{s} {i}\t{y}" for i in range(7) for group, y in ((pos, 1), (neg, 0)) for s in group]
-    write_tsv(tmp / "train.tsv", rows)
-    write_tsv(tmp / "dev.tsv", [f"{s}\t1" for s in pos] + [f"{s}\t0" for s in neg])
-    return prepare_sst2(DataConfig(data_dir=str(tmp), validation_fraction=0.25), tmp / "data")
-
-
-@pytest.fixture(scope="module")
-def runs(prepared, tiny_distilbert_dir: Path, tmp_path_factory) -> dict:
+def runs(tiny_prepared, tiny_distilbert_dir: Path, tmp_path_factory) -> dict:
     """``train_lora`` once with today's defaults and once with every LoRA lever on:
     name -> (result, the Trainer it used)."""
     train = TrainConfig(
@@ -69,7 +56,7 @@ def runs(prepared, tiny_distilbert_dir: Path, tmp_path_factory) -> dict:
         mp.setattr(lora, "Trainer", RecordingTrainer)
         for name, levers in (("default", {}), ("levers", LEVERS)):
             hp = LoraHyperparams(name=name, learning_rate=LR, epochs=1, batch_size=8, **levers)
-            result = lora.train_lora(prepared, hp, train, out / name)
+            result = lora.train_lora(tiny_prepared, hp, train, out / name)
             made[name] = (result, RecordingTrainer.made[-1])
     return made
 
@@ -155,12 +142,12 @@ def test_layernorm_names_of_distilbert(tiny_distilbert_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def full_run(prepared, tiny_distilbert_dir: Path, tmp_path_factory):
+def full_run(tiny_prepared, tiny_distilbert_dir: Path, tmp_path_factory):
     hp = LoraHyperparams(name="full", learning_rate=1e-3, epochs=1, batch_size=8, method="full")
     train = TrainConfig(
         model=str(tiny_distilbert_dir), max_length=16, device="cpu", evals_per_epoch=1
     )
-    return lora.train_lora(prepared, hp, train, tmp_path_factory.mktemp("full") / "run")
+    return lora.train_lora(tiny_prepared, hp, train, tmp_path_factory.mktemp("full") / "run")
 
 
 def test_full_fine_tuning_trains_every_parameter(full_run) -> None:
