@@ -7,7 +7,8 @@ the training loop or the process, so the ~40 lines here are the rule and its boo
 the Trainer's own checkpoints carry a promoted config on (``train_lora`` resumes from them).
 Every config is compared at the same number of training examples (``first_rung_epochs`` of its
 rows), each on its own full learning-rate schedule, so a promoted config ends where an
-uninterrupted run would.
+uninterrupted run would. Off by default (``TrainConfig.first_rung_epochs`` 0): on the quick
+grid the first rung could not tell the configs apart (bench/RESULTS.md, issue 16).
 """
 
 from sentiment_lora.config import LoraHyperparams
