@@ -34,7 +34,7 @@ from sentiment_lora.config import (
     default_profile,
     resolve_path,
 )
-from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
@@ -285,19 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         parameters = flow_parameters(argv)
         preflight(build_pipeline_config(**parameters))  # before Prefect starts anything
     except (ValueError, ValidationError) as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug)
     if not debug:  # the run's log keeps the message; the console no traceback
         hide_user_error_tracebacks()
     try:
         run_dir = sst2_lora_pipeline(**parameters)
     except UserError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug)
     print(f"results: {run_dir}/fine_tuning_results.json")
     print(f"report:  {run_dir}/report.pdf")
     return 0

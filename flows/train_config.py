@@ -26,7 +26,7 @@ from sentiment_lora.config import (
     TrainConfig,
     resolve_path,
 )
-from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.operations.storage import (
     is_url,
     local_root,
@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             hide_user_error_tracebacks()
         run = sst2_train_config(**parameters)
     except UserError as exc:
-        if debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug)
     print(run.training.model_dump_json(indent=2))
     return 0
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import DataConfig, RunOptions
-from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested
+from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.operations.events import (
     CHAMPION_ROLLED_BACK,
     DATA_RESOURCE,
@@ -438,10 +438,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as exc:
-        if debug_requested(args.debug):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug_requested(args.debug))
 
 
 if __name__ == "__main__":

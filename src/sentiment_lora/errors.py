@@ -8,6 +8,7 @@ shows the traceback of a user error too.
 
 import logging
 import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -30,6 +31,15 @@ def validation_message(exc: "ValidationError") -> str:
 def debug_requested(flag: bool = False) -> bool:
     """True with ``--debug`` or ``SENTIMENT_LORA_DEBUG`` set to a true value."""
     return flag or os.environ.get(DEBUG_ENV, "").lower() in {"1", "true", "yes"}
+
+
+def report_input_error(exc: Exception, debug: bool) -> int:
+    """At an entry point, for an error in the input being handled: re-raise it with ``debug``,
+    else print ``error: <message>`` on stderr and return exit status 2."""
+    if debug:
+        raise exc
+    print(f"error: {exc}", file=sys.stderr)
+    return 2
 
 
 class HideUserErrorTracebacks(logging.Filter):
