@@ -41,6 +41,7 @@ from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
 from sentiment_lora.paths import new_run_id
 from sentiment_lora.training.data import PreparedData
+from sentiment_lora.training.ensemble import top_k
 from sentiment_lora.training.halving import first_rungs, merge, promoted
 from tasks.evidence_tasks import (
     calibration,
@@ -51,6 +52,7 @@ from tasks.evidence_tasks import (
 )
 from tasks.pipeline_tasks import (
     ConfigRun,
+    build_ensemble_fresh,
     evaluate_on_test,
     prepare_data_fresh,
     select_best_config,
@@ -117,6 +119,9 @@ def sst2_lora_pipeline(
     data_dir = str(resolve_path(config.data.data_dir)) if config.data.source == "local" else None
     snapshot = snapshot_data_fresh(prepared, data_dir, workdir)
     runs = _train_grid(config, prepared, workdir)
+    if config.train.ensemble_top_k:  # one more candidate: the mean of the k best
+        members = top_k([run.training for run in runs], config.train.ensemble_top_k)
+        runs.append(build_ensemble_fresh(members, prepared, config.train, workdir))
     best = select_best_config([run.training for run in runs])
     tests = {run.training.config_name: run.test for run in runs}
     best_test = tests[best.config_name]

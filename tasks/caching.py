@@ -17,7 +17,8 @@ from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
-from sentiment_lora.training.lora import ADAPTER_DIR, FIRST_RUNG_DIR
+from sentiment_lora.training.ensemble import is_ensemble_dir, weights_identity
+from sentiment_lora.training.lora import ADAPTER_DIR, FIRST_RUNG_DIR, TrainingResult
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
     model_fingerprint,
@@ -42,7 +43,8 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
 
 # Fields of TrainConfig that do not change a trained model. A config promoted by successive
 # halving ends where an uninterrupted run would: first_rung_epochs only names the first rung.
-_RUNTIME_ONLY = {"max_parallel", "eval_batch_size", "first_rung_epochs"}
+# ensemble_top_k only adds a candidate built from the trained configs.
+_RUNTIME_ONLY = {"max_parallel", "eval_batch_size", "first_rung_epochs", "ensemble_top_k"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")
 _ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", METADATA_FILE)
 
@@ -83,9 +85,9 @@ def adapter_complete(adapter_dir: Path | str) -> bool:
 
 
 def adapter_fingerprint(adapter_dir: str) -> str:
-    """Content hash of an adapter's weights: evaluations are keyed on the model, not its path."""
-    weights = Path(adapter_dir) / "adapter_model.safetensors"
-    return sha256_file(weights) if weights.is_file() else f"missing:{adapter_dir}"
+    """Content hash of a saved model's weights (an ensemble's: its members'): evaluations are
+    keyed on the model, not its path."""
+    return weights_identity(adapter_dir)
 
 
 def data_key(config: DataConfig) -> str:
@@ -130,6 +132,29 @@ def evaluate_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> s
     return fingerprint(
         "evaluate",
         adapter_fingerprint(result.adapter_dir),
+        parameters["prepared"].fingerprint,
+        parameters["train"].max_length,
+        code_version(),
+    )
+
+
+def ensemble_dir(workdir: str, members: list[TrainingResult]) -> Path:
+    """Where an ensemble of ``members`` is written: named by the members' weights."""
+    key = fingerprint("ensemble", *(adapter_fingerprint(m.adapter_dir) for m in members))
+    return Path(workdir) / "ensembles" / key
+
+
+def ensemble_complete(model_dir: Path | str) -> bool:
+    """True if an ensemble directory is on disk (a cache hit may be served)."""
+    return is_ensemble_dir(model_dir)
+
+
+def ensemble_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Prefect cache_key_fn for the ensemble candidate: its members' weights, the data it is
+    evaluated on, the sentence length and the code."""
+    return fingerprint(
+        "ensemble",
+        *(adapter_fingerprint(m.adapter_dir) for m in parameters["members"]),
         parameters["prepared"].fingerprint,
         parameters["train"].max_length,
         code_version(),

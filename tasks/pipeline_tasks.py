@@ -26,12 +26,16 @@ from sentiment_lora.reporting.results import PrefectInfo, build_run_summary
 from sentiment_lora.reporting.run_files import stage_run, test_predictions_frame
 from sentiment_lora.reporting.sentences import report_links, summary_markdown
 from sentiment_lora.training.data import PreparedData, prepare_sst2
+from sentiment_lora.training.ensemble import ensemble_name, ensemble_result, write_ensemble
 from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
 from tasks.caching import (
     CACHED,
     adapter_complete,
     adapter_path,
+    ensemble_cache_key,
+    ensemble_complete,
+    ensemble_dir,
     evaluate_cache_key,
     prepare_cache_key,
     prepared_complete,
@@ -152,6 +156,44 @@ def train_config_fresh(
     adapter = adapter_path(artifacts_dir, prepared, hp, train, stop_at_epoch)
     task = train_config.with_options(refresh_cache=not adapter_complete(adapter))
     return task.submit(prepared, hp, train, artifacts_dir, stop_at_epoch)
+
+
+@task(
+    name="build-ensemble",
+    task_run_name=lambda parameters: ensemble_name(len(parameters["members"])),
+    cache_key_fn=ensemble_cache_key,
+    **CACHED,
+)
+def build_ensemble(
+    members: list[TrainingResult], prepared: PreparedData, train: TrainConfig, artifacts_dir: str
+) -> ConfigRun:
+    """Save the mean of ``members`` as one model and evaluate it on validation (where it is
+    selected against the configs) and on test, with the same function as any model."""
+    name = ensemble_name(len(members))
+    model_dir = str(write_ensemble(members, ensemble_dir(artifacts_dir, members)))
+    options = train.inference_options()
+    validation = evaluate_saved_model(model_dir, prepared.validation_path, name=name, **options)
+    test = evaluate_saved_model(model_dir, prepared.test_path, name=name, **options)
+    result = ensemble_result(members, model_dir, validation)
+    get_run_logger().info(
+        "[%s] mean of %s: validation macro-F1 %.4f; test accuracy %.4f, predictions %.1fs",
+        name,
+        ", ".join(result.members),
+        result.validation_metrics["f1_macro"],
+        test.metrics.accuracy,
+        test.predict_seconds or 0.0,
+    )
+    return ConfigRun(training=result, test=test)
+
+
+def build_ensemble_fresh(
+    members: list[TrainingResult], prepared: PreparedData, train: TrainConfig, artifacts_dir: str
+) -> ConfigRun:
+    """``build_ensemble``, recomputed instead of a cache hit if its directory is gone."""
+    refresh = not ensemble_complete(ensemble_dir(artifacts_dir, members))
+    return build_ensemble.with_options(refresh_cache=refresh)(
+        members, prepared, train, artifacts_dir
+    )
 
 
 @task(name="select-best")

@@ -21,12 +21,14 @@ from sentiment_lora.operations.gate import (
     challenge_champion,
     gate_markdown,
     with_export_check,
+    without_export,
 )
 from sentiment_lora.operations.ledger import RunLedgerRecord
 from sentiment_lora.operations.registry import VersionRecord, promote
 from sentiment_lora.operations.triggers import Trigger, classify_trigger
 from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
 from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.ensemble import recorded_hyperparameters
 from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.lora import TrainingResult
 from tasks.events import CHAMPION_PROMOTED, emit_champion_changed
@@ -57,7 +59,11 @@ def champion_gate(
         inference_options=train.inference_options(),
         slice_rule=slice_rule,
     )
-    if export_check:
+    if export_check and best.members:
+        why = f"{best.config_name} is {len(best.members)} models; ONNX export takes one"
+        get_run_logger().info("export check: %s", why)
+        decision = without_export(decision, why)
+    elif export_check:
         check = check_export(best.adapter_dir, sentences, best_test.labels, quantize="int8")
         get_run_logger().info("export check: %s", check.reason)
         decision = with_export_check(decision, check)
@@ -80,7 +86,7 @@ def promote_champion(
         registry_dir,
         decision.challenger,
         Path(run_dir) / MODEL_DIR,
-        hyperparameters=best.hyperparams.model_dump(mode="json"),
+        hyperparameters=recorded_hyperparameters(best),
         reason=decision.reason,
         data_snapshot=Path(run_dir) / DATA_SNAPSHOT_DIR,
     )
@@ -121,7 +127,7 @@ def ledger_fields(
         "triggered_by": triggered_by,
         "data": {"fingerprint": prepared.fingerprint, **prepared.counts},
         "best_config": best.config_name,
-        "hyperparameters": best.hyperparams.model_dump(mode="json"),
+        "hyperparameters": recorded_hyperparameters(best),
         "test_accuracy": best_test.metrics.accuracy,
         "test_f1_macro": best_test.metrics.f1_macro,
         "decision": decision,

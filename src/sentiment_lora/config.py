@@ -173,6 +173,23 @@ class TrainConfig(_Frozen):
             "default) trains every config to its end."
         ),
     )
+    ensemble_top_k: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description=(
+            "Ensemble candidate: the mean probability of the k best configs on validation, "
+            "evaluated and selected like one more config (it costs k forward passes per "
+            "sentence); 0 (the default) builds none, else 2 to the number of configs."
+        ),
+    )
+
+    @field_validator("ensemble_top_k")
+    @classmethod
+    def _ensemble_size(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("an ensemble needs at least 2 configs (0 builds none)")
+        return value
 
     def inference_options(self) -> dict[str, object]:
         """How saved models are loaded for evaluation: batch size, device and precision."""
@@ -295,6 +312,24 @@ class PipelineConfig(_Frozen):
                 "the pipeline publishes LoRA adapters only; use method 'lora'"
             )
         return grid
+
+    @model_validator(mode="after")
+    def _ensemble_fits_grid(self) -> "PipelineConfig":
+        k = self.train.ensemble_top_k
+        if not k:
+            return self
+        if k > len(self.grid):
+            raise ValueError(
+                f"train.ensemble_top_k: {k} configs, but the grid has {len(self.grid)}"
+            )
+        if self.train.first_rung_epochs:
+            raise ValueError(
+                "train.ensemble_top_k: an ensemble needs its members trained to the end; "
+                "successive halving (train.first_rung_epochs) stops all but one early"
+            )
+        if any(hp.name.startswith("ensemble-top") for hp in self.grid):
+            raise ValueError("grid: a config name must not start with 'ensemble-top' (reserved)")
+        return self
 
 
 def _hp(name: str, lr: float, epochs: int, r: int, alpha: float, **kw: object) -> LoraHyperparams:

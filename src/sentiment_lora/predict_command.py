@@ -73,7 +73,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pauses) and flushes after each. When the reader goes away (``| head -1``) it stops quietly
     with exit status 0: the reader has what it asked for.
     """
-    from sentiment_lora.training.inference import SentimentAnalyzer
+    from sentiment_lora.training.inference import load_analyzer
     from sentiment_lora.training.streaming import batched, open_sentences, read_lines
 
     options = PREDICT_OPTIONS.build(args, "train").inference_options()
@@ -88,7 +88,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.backend == "onnx":
             analyzer = _onnx_analyzer(model_dir, options)
         else:
-            analyzer = SentimentAnalyzer.load(model_dir, **options)
+            analyzer = load_analyzer(model_dir, **options)
         lines = read_lines(fd, name=args.file, on_blank=_warn_blank)
         try:
             for batch in batched(lines, int(options["batch_size"])):

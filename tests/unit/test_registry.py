@@ -220,7 +220,7 @@ def test_model_key_is_the_weights_identity(tmp_path: Path) -> None:
 def test_challenge_rescores_the_champion_only_when_the_test_set_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sentiment_lora.training.inference import SentimentAnalyzer
+    from sentiment_lora.training import inference
 
     loaded: list[tuple[Path, dict]] = []
 
@@ -233,7 +233,7 @@ def test_challenge_rescores_the_champion_only_when_the_test_set_changed(
         loaded.append((Path(model_dir), options))
         return AlwaysWrong()
 
-    monkeypatch.setattr(SentimentAnalyzer, "load", staticmethod(load))
+    monkeypatch.setattr(inference, "load_analyzer", load)
     sentences = [f"sentence {i}" for i in range(len(LABELS))]
     registry = tmp_path / "registry"
     stale = _record("old", set()).model_copy(update={"test_set_hash": "another-test-set"})

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.deployment.onnx_inference import is_onnx_export
 from sentiment_lora.errors import UserError
+from sentiment_lora.training.ensemble import MEMBERS_DIR, is_ensemble_dir, member_dirs
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
     read_model_metadata,
@@ -123,6 +124,12 @@ def export_onnx(
     import onnxruntime
 
     model_dir = Path(model_dir)
+    if is_ensemble_dir(model_dir):
+        names = ", ".join(path.name for path in member_dirs(model_dir))
+        raise ExportError(
+            f"model-dir: {model_dir} is an ensemble of {names}; an ONNX export is one model: "
+            f"export one of its members in {model_dir / MEMBERS_DIR}"
+        )
     meta = read_model_metadata(model_dir)  # a sentiment-lora model, or a one-line error
     if is_onnx_export(model_dir):
         raise ExportError(f"model-dir: {model_dir} is already an ONNX export")

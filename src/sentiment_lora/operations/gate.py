@@ -32,7 +32,7 @@ from sentiment_lora.operations.registry import (
     read_champion_version,
 )
 from sentiment_lora.operations.triggers import Trigger
-from sentiment_lora.training.data import sha256_file
+from sentiment_lora.training.ensemble import weights_identity
 from sentiment_lora.training.evaluation import Evaluation
 
 
@@ -70,8 +70,11 @@ class GateDecision(GateSummary):
 
 
 def model_key(model_dir: Path | str) -> str:
-    """Identity of a saved model: the hash of its adapter weights."""
-    return sha256_file(Path(model_dir) / ADAPTER_WEIGHTS)[:20]
+    """Identity of a saved model: the hash of its weights (an ensemble's: of its members')."""
+    identity = weights_identity(model_dir)
+    if identity.startswith("missing:"):
+        raise FileNotFoundError(f"{model_dir}: no model weights ({ADAPTER_WEIGHTS})")
+    return identity[:20]
 
 
 def needs_rescore(challenger: ModelRecord, champion: ModelRecord) -> bool:
@@ -229,11 +232,9 @@ def challenge_champion(
     champion_predictions = champion_probabilities = None
     if champion is not None and needs_rescore(challenger, champion):
         from sentiment_lora.training.evaluation import evaluate_probabilities
-        from sentiment_lora.training.inference import SentimentAnalyzer
+        from sentiment_lora.training.inference import load_analyzer
 
-        analyzer = SentimentAnalyzer.load(
-            champion_model_dir(registry_dir), **(inference_options or {})
-        )
+        analyzer = load_analyzer(champion_model_dir(registry_dir), **(inference_options or {}))
         probs = analyzer.predict_proba(list(sentences))[:, 1]
         champion_probabilities = probs.tolist()
         champion_predictions = evaluate_probabilities(
@@ -253,8 +254,20 @@ def challenge_champion(
 
 def with_export_check(decision: GateDecision, check: ExportCheck) -> GateDecision:
     """``decision`` with the export check added: a failed export refuses a promotion."""
-    if decision.promoted and not check.passed:
-        refused = f"refused: {check.reason}; a model that does not survive its export is not served"
+    return _with_export_verdict(decision, check.passed, check.reason, check)
+
+
+def without_export(decision: GateDecision, why: str) -> GateDecision:
+    """``decision`` when the export check was asked for but the challenger cannot be
+    exported (an ensemble is several models, not one ONNX graph): a promotion is refused."""
+    return _with_export_verdict(decision, False, why, None)
+
+
+def _with_export_verdict(
+    decision: GateDecision, passed: bool, reason: str, check: ExportCheck | None
+) -> GateDecision:
+    if decision.promoted and not passed:
+        refused = f"refused: {reason}; a model that does not survive its export is not served"
         return decision.model_copy(
             update={
                 "promoted": False,
@@ -264,7 +277,7 @@ def with_export_check(decision: GateDecision, check: ExportCheck) -> GateDecisio
             }
         )
     return decision.model_copy(
-        update={"reasons": [*decision.reasons, check.reason], "export_check": check}
+        update={"reasons": [*decision.reasons, reason], "export_check": check}
     )
 
 

@@ -117,21 +117,24 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
     configs, results = [], []
     for e in summary.hyperparameter_experiments:
         hp = e.config
-        configs.append(
-            {
-                "name": e.name,
-                "is_best": e.name == best,
-                "learning_rate": fmt.learning_rate(hp.learning_rate),
-                "epochs": fmt.plain(hp.epochs),
-                "lora_r": fmt.plain(hp.lora_r),
-                "lora_alpha": fmt.plain(hp.lora_alpha),
-                "lora_dropout": fmt.plain(hp.lora_dropout),
-                "batch_size": fmt.plain(hp.batch_size),
-                "weight_decay": fmt.plain(hp.weight_decay),
-                "warmup_ratio": fmt.plain(hp.warmup_ratio),
-                "target_modules": fmt.plain(e.target_modules or hp.target_modules),
-            }
-        )
+        if e.members:  # an ensemble has no settings of its own: its members have them
+            configs.append(_ensemble_config_row(e, is_best=e.name == best))
+        else:
+            configs.append(
+                {
+                    "name": e.name,
+                    "is_best": e.name == best,
+                    "learning_rate": fmt.learning_rate(hp.learning_rate),
+                    "epochs": fmt.plain(hp.epochs),
+                    "lora_r": fmt.plain(hp.lora_r),
+                    "lora_alpha": fmt.plain(hp.lora_alpha),
+                    "lora_dropout": fmt.plain(hp.lora_dropout),
+                    "batch_size": fmt.plain(hp.batch_size),
+                    "weight_decay": fmt.plain(hp.weight_decay),
+                    "warmup_ratio": fmt.plain(hp.warmup_ratio),
+                    "target_modules": fmt.plain(e.target_modules or hp.target_modules),
+                }
+            )
         validation = e.validation_metrics
         trainable, total = e.trainable_parameters, e.total_parameters
         results.append(
@@ -142,10 +145,11 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
                 "val_f1": fmt.num(validation.get("f1_macro")),
                 "val_loss": fmt.num(validation.get("loss")),
                 "best_epoch": fmt.plain(e.best_epoch),
-                "epochs_trained": _epochs_trained(e),
+                "epochs_trained": _epochs_trained(e) if not e.members else "",
                 "test_accuracy": fmt.num(e.test_metrics.accuracy),
                 "test_f1": fmt.num(e.test_metrics.f1_macro),
                 "seconds": fmt.num(e.training_seconds, 1),
+                "predict_seconds": fmt.num(e.test_predict_seconds, 1),
                 "throughput": fmt.num(e.examples_per_second, 1),
                 "trainable": fmt.integer(trainable),
                 "trainable_share": fmt.pct(trainable / total, 2) if total else fmt.MISSING,
@@ -157,7 +161,48 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
         "best": best,
         "selection_rule": summary.best_config.selection_rule,
         "halving": halving_sentence(summary.hyperparameter_experiments),
+        "ensemble": ensemble_sentence(summary.hyperparameter_experiments, best),
     }
+
+
+def _ensemble_config_row(e: Experiment, *, is_best: bool) -> dict[str, Any]:
+    """The configurations table's row of an ensemble: what it averages, no settings."""
+    blank = dict.fromkeys(
+        (
+            "learning_rate",
+            "epochs",
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+            "batch_size",
+            "weight_decay",
+            "warmup_ratio",
+        ),
+        "",
+    )
+    averaged = f"mean probability of {' + '.join(e.members)}"
+    return {"name": e.name, "is_best": is_best, **blank, "target_modules": averaged}
+
+
+def ensemble_sentence(experiments: list[Experiment], best: str) -> str | None:
+    """The ensemble candidate and its inference cost in one sentence; None without one."""
+    ensemble = next((e for e in experiments if e.members), None)
+    if ensemble is None:
+        return None
+    members = [e for e in experiments if e.name in ensemble.members]
+    cost = f"{len(ensemble.members)} forward passes per sentence"
+    seconds = [e.test_predict_seconds for e in members]
+    if ensemble.test_predict_seconds and all(seconds):
+        cost += (
+            f" (test predictions {fmt.num(ensemble.test_predict_seconds, 1)} s against "
+            f"{' and '.join(f'{fmt.num(s, 1)} s' for s in seconds)} for its members)"
+        )
+    verdict = "was selected" if ensemble.name == best else f"was not selected ({best} was)"
+    return (
+        f"Ensemble candidate: {ensemble.name} averages the predicted probabilities of the "
+        f"{len(ensemble.members)} best configs on validation ({', '.join(ensemble.members)}) "
+        f"and costs {cost}; it competed under the same selection rule and {verdict}."
+    )
 
 
 def _epochs_trained(e: Experiment) -> str:

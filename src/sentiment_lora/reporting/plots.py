@@ -155,7 +155,8 @@ def plot_hyperparameter_comparison(summary: RunSummary, *, out_dir: Path) -> str
 def plot_training_curves(summary: RunSummary, *, out_dir: Path) -> str:
     """Train loss and validation macro-F1 per epoch, one line per config."""
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.9))
-    for i, experiment in enumerate(summary.hyperparameter_experiments):
+    trained = [e for e in summary.hyperparameter_experiments if e.history]  # not an ensemble
+    for i, experiment in enumerate(trained):
         history = experiment.history
         epochs = [h.epoch for h in history]
         style = _style(i)

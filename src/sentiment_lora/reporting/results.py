@@ -80,6 +80,8 @@ class Experiment(_Part):
     precision: str = "fp32"
     resumed_from_checkpoint: bool
     stopped_at_epoch: float | None = None  # successive halving stopped it at the first rung
+    members: list[str] = Field(default_factory=list)  # an ensemble candidate's configs
+    test_predict_seconds: float | None = None  # wall time of its test-set predictions
 
 
 class BestConfig(_Part):
@@ -87,8 +89,9 @@ class BestConfig(_Part):
 
     name: str
     selection_rule: str
-    config: LoraHyperparams
+    config: LoraHyperparams  # an ensemble's: its best member's
     validation_metrics: dict[str, float]
+    members: list[str] = Field(default_factory=list)  # an ensemble candidate's configs
 
 
 class Baseline(_Part):
@@ -166,6 +169,8 @@ def _experiment(result: TrainingResult, test: Evaluation) -> Experiment:
         precision=result.precision,
         resumed_from_checkpoint=result.resumed_from_checkpoint,
         stopped_at_epoch=result.stopped_at_epoch,
+        members=result.members,
+        test_predict_seconds=test.predict_seconds,
     )
 
 
@@ -211,6 +216,7 @@ def build_run_summary(
             selection_rule=SELECTION_RULE,
             config=best.hyperparams,
             validation_metrics=best.validation_metrics,
+            members=best.members,
         ),
         test_metrics=tests[best.config_name].metrics,
         environment=environment,

@@ -26,13 +26,15 @@ def summary_sentences(summary: RunSummary) -> list[str]:
     """The three sentences at the top: what won, how good it is, how it beats the baselines."""
     best = summary.best_config
     hp = best.config
-    n_configs = len(summary.hyperparameter_experiments)
+    n_configs = sum(not e.members for e in summary.hyperparameter_experiments)
     counts = summary.data.counts
     details = [
         f"learning rate {fmt.learning_rate(hp.learning_rate)}",
         f"LoRA rank {hp.lora_r}",
         fmt.plural(hp.epochs, "epoch"),
     ]
+    if best.members:
+        details = [f"the mean probability of {fmt.join(best.members)}"]
     trained_on = (
         f" on {fmt.integer(counts['train'])} SST-2 training sentences" if "train" in counts else ""
     )

@@ -1,5 +1,6 @@
 """Classification metrics and the one evaluation function used for every model."""
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -53,6 +54,7 @@ class Evaluation(BaseModel):
     labels: list[int]
     predictions: list[int]
     prob_positive: list[float]
+    predict_seconds: float | None = None  # wall time of the predictions (saved models only)
 
 
 def classification_metrics(
@@ -101,7 +103,11 @@ def classification_metrics(
 
 
 def evaluate_probabilities(
-    model_name: str, labels: Sequence[int], prob_positive: Sequence[float]
+    model_name: str,
+    labels: Sequence[int],
+    prob_positive: Sequence[float],
+    *,
+    predict_seconds: float | None = None,
 ) -> Evaluation:
     """The one evaluation function: any model's P(positive) on a labelled set -> Evaluation."""
     metrics = classification_metrics(labels, prob_positive)
@@ -112,6 +118,7 @@ def evaluate_probabilities(
         labels=[int(x) for x in labels],
         predictions=[int(x >= DECISION_THRESHOLD) for x in probs],
         prob_positive=probs,
+        predict_seconds=predict_seconds,
     )
 
 
@@ -124,13 +131,14 @@ def evaluate_saved_model(
     device: str = "auto",
     precision: str = "auto",
 ) -> Evaluation:
-    """Load a saved model directory and evaluate it on a prepared split (parquet)."""
+    """Load a model directory (a config's or an ensemble's) and evaluate it on a prepared
+    split (parquet); ``predict_seconds`` is the time of the predictions, loading excluded."""
     from sentiment_lora.training.data import read_split
-    from sentiment_lora.training.inference import SentimentAnalyzer
+    from sentiment_lora.training.inference import load_analyzer
 
     frame = read_split(split_path)
-    analyzer = SentimentAnalyzer.load(
-        model_dir, batch_size=batch_size, device=device, precision=precision
-    )
+    analyzer = load_analyzer(model_dir, batch_size=batch_size, device=device, precision=precision)
+    started = time.perf_counter()
     probs = analyzer.predict_proba(frame["sentence"].tolist())[:, 1]
-    return evaluate_probabilities(name, frame["label"].tolist(), probs)
+    seconds = time.perf_counter() - started
+    return evaluate_probabilities(name, frame["label"].tolist(), probs, predict_seconds=seconds)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from sentiment_lora.training.data import LABEL_NAMES
+from sentiment_lora.training.ensemble import is_ensemble_dir, member_dirs
 from sentiment_lora.training.model_files import check_model_dir
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
@@ -171,15 +172,72 @@ class SentimentAnalyzer:
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         """Label, confidence and both probabilities for each text."""
-        probs = self.predict_proba(texts)
-        results = []
-        for row in probs:
-            best = int(row.argmax())
-            results.append(
-                Prediction(
-                    label=LABEL_NAMES[best],
-                    confidence=float(row[best]),
-                    probabilities={name: float(row[i]) for i, name in enumerate(LABEL_NAMES)},
-                )
+        return predictions(self.predict_proba(texts))
+
+
+def predictions(probs: np.ndarray) -> list[Prediction]:
+    """One :class:`Prediction` per row of class probabilities."""
+    results = []
+    for row in probs:
+        best = int(row.argmax())
+        results.append(
+            Prediction(
+                label=LABEL_NAMES[best],
+                confidence=float(row[best]),
+                probabilities={name: float(row[i]) for i, name in enumerate(LABEL_NAMES)},
             )
-        return results
+        )
+    return results
+
+
+class EnsembleAnalyzer:
+    """An ensemble directory (``training.ensemble``) ready for prediction: every member
+    predicts, the probabilities are averaged. Costs one forward pass per member."""
+
+    def __init__(self, members: Sequence[SentimentAnalyzer]) -> None:
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = list(members)
+        self.device = members[0].device
+        self.precision = members[0].precision
+        self.batch_size = members[0].batch_size
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: Path | str,
+        *,
+        batch_size: int = 64,
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> "EnsembleAnalyzer":
+        """Load every member of an ensemble directory (each checked as any model directory)."""
+        return cls(
+            [
+                SentimentAnalyzer.load(
+                    member, batch_size=batch_size, device=device, precision=precision
+                )
+                for member in member_dirs(model_dir)
+            ]
+        )
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """The mean of the members' class probabilities, shape (len(texts), 2)."""
+        texts = list(texts)
+        return np.mean([member.predict_proba(texts) for member in self.members], axis=0)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label, confidence and both probabilities for each text."""
+        return predictions(self.predict_proba(texts))
+
+
+def load_analyzer(
+    model_dir: Path | str,
+    *,
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = "auto",
+) -> SentimentAnalyzer | EnsembleAnalyzer:
+    """Load any model directory the pipeline writes: one config's model or an ensemble."""
+    kind = EnsembleAnalyzer if is_ensemble_dir(model_dir) else SentimentAnalyzer
+    return kind.load(model_dir, batch_size=batch_size, device=device, precision=precision)

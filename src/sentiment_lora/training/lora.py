@@ -84,6 +84,7 @@ class TrainingResult(BaseModel):
     precision: str = "fp32"
     resumed_from_checkpoint: bool
     stopped_at_epoch: float | None = None  # successive halving: stopped at the first rung
+    members: list[str] = []  # an ensemble candidate: the configs it averages (training.ensemble)
 
 
 def _tokenize(frame_path: str, tokenizer, max_length: int) -> Dataset:
@@ -444,15 +445,17 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
     return None
 
 
+def selection_key(result: TrainingResult) -> tuple[float, float, int]:
+    """Validation macro-F1, then accuracy, then fewer trainable parameters: higher is better."""
+    return (
+        result.validation_metrics[F1_MACRO],
+        result.validation_metrics[ACCURACY],
+        -result.trainable_parameters,
+    )
+
+
 def select_best(results: list[TrainingResult]) -> TrainingResult:
-    """Best config by validation macro-F1, then accuracy, then fewer trainable parameters."""
+    """Best config by :func:`selection_key` (an ensemble candidate competes like a config)."""
     if not results:
         raise ValueError("results: no trained configs to select from")
-    return max(
-        results,
-        key=lambda r: (
-            r.validation_metrics[F1_MACRO],
-            r.validation_metrics[ACCURACY],
-            -r.trainable_parameters,
-        ),
-    )
+    return max(results, key=selection_key)

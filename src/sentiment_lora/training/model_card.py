@@ -78,6 +78,9 @@ class ModelCardFacts(_Frozen):
     precision: Literal["fp32", "bf16"] = Field(..., description="Training precision.")
     seed: int = Field(..., description="Seed of initialisation and data order.")
     license: str | None = Field(None, description="License; None = the base's, if known.")
+    members: tuple[str, ...] = Field(
+        (), description="An ensemble's member configs (their cards are in members/<name>/)."
+    )
 
     @model_validator(mode="after")
     def _metrics_need_test_rows(self) -> "ModelCardFacts":
@@ -291,25 +294,53 @@ def _load_section(facts: ModelCardFacts) -> list[str]:
     ]
 
 
+def _ensemble_sections(facts: ModelCardFacts) -> list[str]:
+    """What an ensemble is made of and how to load it (instead of one adapter's sections)."""
+    k = len(facts.members)
+    return [
+        "## Members",
+        "",
+        f"The prediction is the mean of the class probabilities of {k} LoRA adapters, the "
+        f"{k} best configs of the run on validation; each is a directory under `members/` "
+        "with its own card (training configuration, how to load it with PEFT):",
+        "",
+        *(f"- `members/{name}`" for name in facts.members),
+        "",
+        f"It costs {k} forward passes of the base model per sentence ({k}x one adapter's "
+        "time and memory) and has no single ONNX export.",
+        "",
+        "## How to load",
+        "",
+        "With `sentiment-lora`: "
+        '`load_analyzer("path/to/this/dir").predict(["a delight"])` (from '
+        "`sentiment_lora.training.inference`), or `sentiment-lora predict --model-dir "
+        "path/to/this/dir`. Without it: load each member as its card says and average the "
+        "softmax probabilities.",
+    ]
+
+
 def render_model_card(facts: ModelCardFacts) -> str:
     """The model card text (YAML front matter + Markdown) for ``facts``."""
     front = yaml.safe_dump(_front_matter(facts), sort_keys=False, allow_unicode=True)
     lineage = base_model_lineage(facts.base_model) or "a local base model"
     run = f", pipeline run `{facts.run_id}`" if facts.run_id else ""
+    what = (
+        f"An ensemble of {len(facts.members)} LoRA adapters" if facts.members else "A LoRA adapter"
+    )
     body = [
         f"# sentiment-lora: {facts.config_name}",
         "",
-        f"A LoRA adapter that classifies the sentiment of English sentences as "
+        f"{what} that classifies the sentiment of English sentences as "
         f"{' or '.join(LABEL_NAMES)}, fine-tuned from `{lineage}` on SST-2 by the "
         f"sentiment-lora pipeline (config `{facts.config_name}`{run}).",
         "",
-        *_training_section(facts),
+        *(_training_section(facts) if not facts.members else []),
         "",
         *_evaluation_section(facts),
         "",
         *_usage_sections(facts),
         "",
-        *_load_section(facts),
+        *(_load_section(facts) if not facts.members else _ensemble_sections(facts)),
     ]
     return f"---\n{front}---\n\n" + "\n".join(body) + "\n"
 

@@ -10,6 +10,12 @@ from pathlib import Path
 from peft import PeftConfig
 from pydantic import BaseModel, ConfigDict
 
+from sentiment_lora.training.ensemble import (
+    ENSEMBLE_FILE,
+    MEMBERS_DIR,
+    is_ensemble_dir,
+    read_ensemble,
+)
 from sentiment_lora.training.modeling import (
     DAMAGED_HINT,
     METADATA_FILE,
@@ -43,6 +49,12 @@ def _check_is_model_dir(path: Path) -> None:
         raise ModelLoadError(f"model-dir: {path} does not exist")
     if not path.is_dir():
         raise ModelLoadError(f"model-dir: {path} is a file, not a model directory")
+    if is_ensemble_dir(path):
+        names = ", ".join(m.name for m in read_ensemble(path).members)
+        raise ModelLoadError(
+            f"model-dir: {path} is an ensemble ({ENSEMBLE_FILE}: the mean of {names}); this "
+            f"takes one model: use one of its members in {path / MEMBERS_DIR}"
+        )
     try:
         empty = not any(path.iterdir())
     except OSError as exc:

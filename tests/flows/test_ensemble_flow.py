@@ -1,0 +1,107 @@
+"""The pipeline with an ensemble candidate (``train.ensemble_top_k``) on a small slice of SST-2:
+built from the trained configs, evaluated like them, selected by the same rule, published."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.full import sst2_lora_pipeline
+from sentiment_lora.config import (
+    ALL_LINEAR_BERT,
+    DataConfig,
+    LoraHyperparams,
+    RunOptions,
+    TrainConfig,
+)
+from sentiment_lora.training.ensemble import ENSEMBLE_FILE
+from sentiment_lora.training.inference import load_analyzer
+
+pytestmark = pytest.mark.slow
+
+GRID = [  # the quick grid's two configs
+    LoraHyperparams(
+        name="all-r16", learning_rate=1e-3, epochs=1, lora_r=16, target_modules=ALL_LINEAR_BERT
+    ),
+    LoraHyperparams(name="qv-r8", learning_rate=2e-3, epochs=1, lora_r=8),
+]
+
+
+def _run(tmp: Path, sst2_dir: Path) -> tuple[Path, dict[str, str]]:
+    state = sst2_lora_pipeline(
+        profile="quick",
+        data=DataConfig(
+            data_dir=str(sst2_dir),
+            max_train_samples=800,
+            max_validation_samples=150,
+            max_test_samples=200,
+        ),
+        train=TrainConfig(ensemble_top_k=2, evals_per_epoch=1),
+        grid=GRID,
+        options=RunOptions(
+            reports_dir=str(tmp / "reports"),
+            artifacts_dir=str(tmp / "artifacts"),
+            registry_dir=str(tmp / "registry"),
+        ),
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    return Path(state.result()), {run.name: run.state.name for run in runs}
+
+
+def test_an_ensemble_candidate_is_built_evaluated_and_selected_like_a_config(
+    sst2_dir, tmp_path
+) -> None:
+    with prefect_test_harness(server_startup_timeout=120):
+        run_dir, states = _run(tmp_path, sst2_dir)
+        _, states2 = _run(tmp_path, sst2_dir)
+
+    summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
+    experiments = {e["name"]: e for e in summary["hyperparameter_experiments"]}
+    assert list(experiments) == ["all-r16", "qv-r8", "ensemble-top2"]
+    ensemble = experiments["ensemble-top2"]
+    assert sorted(ensemble["members"]) == sorted(hp.name for hp in GRID)
+    assert ensemble["test_predict_seconds"] > 0 and ensemble["history"] == []
+
+    # Its test scores are those of the mean of its members' probabilities, sentence by sentence.
+    predictions = pd.read_csv(run_dir / "test_predictions.csv")
+    members = predictions[[f"prob_positive:{name}" for name in ensemble["members"]]]
+    np.testing.assert_allclose(
+        predictions["prob_positive:ensemble-top2"], members.mean(axis=1), atol=1e-6
+    )
+    accuracy = ((members.mean(axis=1) >= 0.5) == predictions["label"]).mean()
+    assert ensemble["test_metrics"]["accuracy"] == pytest.approx(accuracy)
+    assert ensemble["test_metrics"]["accuracy"] >= 0.65  # it learned (majority class: 0.51)
+
+    # Selected by the rule that selects configs; the published model is the one selected.
+    def key(e: dict) -> tuple:
+        v = e["validation_metrics"]
+        return (v["f1_macro"], v["accuracy"], -e["trainable_parameters"])
+
+    best = max(experiments.values(), key=key)["name"]
+    assert summary["best_config"]["name"] == best
+    assert (run_dir / "model" / ENSEMBLE_FILE).is_file() == (best == "ensemble-top2")
+    assert summary["champion"]["promoted"]  # the first run: no champion to beat
+    served = load_analyzer(tmp_path / "registry" / "versions" / "v0001" / "model")
+    assert [p.label for p in served.predict(["a gorgeous , witty movie .", "a dull mess ."])] == [
+        "positive",
+        "negative",
+    ]
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Ensemble candidate: ensemble-top2" in html
+    # Tested against the best single config like any other pair of configs.
+    assert len(summary["statistical_tests"]["configs"]["pairwise"]) == 3
+
+    assert states["ensemble-top2"] == "Completed"
+    assert states2["ensemble-top2"] == "Cached"  # same members, same data: from the cache
