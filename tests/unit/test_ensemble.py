@@ -255,7 +255,7 @@ def test_the_report_and_the_card_say_what_it_averages_and_what_it_costs(tmp_path
     (row,) = [c for c in context["search"]["configs"] if c["name"] == "ensemble-top2"]
     assert row["target_modules"] == f"mean probability of {names[0]} + {names[1]}"
     html = render_html(run_dir).read_text(encoding="utf-8")
-    assert "Ensemble candidate: ensemble-top2" in html and "test predict s" in html
+    assert "Ensemble candidate: ensemble-top2" in html
 
     card = render_model_card(_facts(config_name="ensemble-top2", members=("a", "b")))
     assert "An ensemble of 2 LoRA adapters" in card and "- `members/a`" in card
