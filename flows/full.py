@@ -96,7 +96,8 @@ def sst2_lora_pipeline(
         data: Data settings; fields left at their defaults keep the profile's values.
         train: Model and training settings shared by every config.
         grid: Hyperparameter configs to train; empty means the profile's grid.
-        grid_name: A named grid instead of the profile's ('quick', 'lora', 'notebook').
+        grid_name: A named grid instead of the profile's ('quick', 'quick-full', 'lora',
+            'notebook').
         stats: Settings of the statistical tests, calibration and error analysis.
         options: Directories, training backend, champion gate and report server URL.
 

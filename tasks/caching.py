@@ -18,7 +18,12 @@ from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.training.ensemble import is_ensemble_dir, weights_identity
-from sentiment_lora.training.lora import ADAPTER_DIR, FIRST_RUNG_DIR, TrainingResult
+from sentiment_lora.training.lora import (
+    ADAPTER_DIR,
+    FIRST_RUNG_DIR,
+    FULL_MODEL_DIR,
+    TrainingResult,
+)
 from sentiment_lora.training.modeling import (
     METADATA_FILE,
     model_fingerprint,
@@ -47,6 +52,7 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size", "first_rung_epochs", "ensemble_top_k"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")
 _ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", METADATA_FILE)
+_FULL_MODEL_FILES = ("model.safetensors", "config.json", METADATA_FILE)
 
 
 def prepared_dir(workdir: str, config: DataConfig) -> Path:
@@ -69,9 +75,11 @@ def adapter_path(
     train: TrainConfig,
     stop_at_epoch: float | None = None,
 ) -> Path:
-    """Where the training task saves the adapter of a whole run or of a first rung."""
+    """Where the training task saves the model (an adapter, or with method 'full' the whole
+    model) of a whole run or of a first rung."""
     root = training_dir(workdir, prepared, hp, train)
-    return (root / FIRST_RUNG_DIR if stop_at_epoch else root) / ADAPTER_DIR
+    name = FULL_MODEL_DIR if hp.method == "full" else ADAPTER_DIR
+    return (root / FIRST_RUNG_DIR if stop_at_epoch else root) / name
 
 
 def prepared_complete(workdir: str, config: DataConfig) -> bool:
@@ -80,8 +88,12 @@ def prepared_complete(workdir: str, config: DataConfig) -> bool:
 
 
 def adapter_complete(adapter_dir: Path | str) -> bool:
-    """True if a trained adapter's files are all on disk (a cache hit may be served)."""
-    return all((Path(adapter_dir) / f).is_file() for f in _ADAPTER_FILES)
+    """True if a trained model's files (an adapter's, or a fully fine-tuned model's) are all
+    on disk (a cache hit may be served)."""
+    return any(
+        all((Path(adapter_dir) / f).is_file() for f in files)
+        for files in (_ADAPTER_FILES, _FULL_MODEL_FILES)
+    )
 
 
 def adapter_fingerprint(adapter_dir: str) -> str:

@@ -1,5 +1,6 @@
-"""The pipeline with an ensemble candidate (``train.ensemble_top_k``) on a small slice of SST-2:
-built from the trained configs, evaluated like them, selected by the same rule, published."""
+"""The pipeline with a fully fine-tuned config beside a LoRA one and an ensemble candidate
+(``train.ensemble_top_k``) on a small slice of SST-2: the ensemble is built from the trained
+configs, evaluated like them, selected by the same rule; the selected model is published."""
 
 import json
 from pathlib import Path
@@ -24,11 +25,11 @@ from sentiment_lora.training.inference import load_analyzer
 
 pytestmark = pytest.mark.slow
 
-GRID = [  # the quick grid's two configs
+GRID = [  # the quick grid's first config, and full fine-tuning beside it
     LoraHyperparams(
         name="all-r16", learning_rate=1e-3, epochs=1, lora_r=16, target_modules=ALL_LINEAR_BERT
     ),
-    LoraHyperparams(name="qv-r8", learning_rate=2e-3, epochs=1, lora_r=8),
+    LoraHyperparams(name="full", learning_rate=1e-4, epochs=1, method="full"),
 ]
 
 
@@ -69,7 +70,7 @@ def test_an_ensemble_candidate_is_built_evaluated_and_selected_like_a_config(
 
     summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
     experiments = {e["name"]: e for e in summary["hyperparameter_experiments"]}
-    assert list(experiments) == ["all-r16", "qv-r8", "ensemble-top2"]
+    assert list(experiments) == ["all-r16", "full", "ensemble-top2"]
     ensemble = experiments["ensemble-top2"]
     assert sorted(ensemble["members"]) == sorted(hp.name for hp in GRID)
     assert ensemble["test_predict_seconds"] > 0 and ensemble["history"] == []
@@ -98,6 +99,12 @@ def test_an_ensemble_candidate_is_built_evaluated_and_selected_like_a_config(
         "positive",
         "negative",
     ]
+    # The full config trained every weight and was saved as a whole model with its card.
+    full = experiments["full"]
+    assert full["trainable_parameters"] == full["total_parameters"] and not full["target_modules"]
+    card = (run_dir / "model" / "README.md").read_text(encoding="utf-8")
+    expected = {"ensemble-top2": "An ensemble of 2", "full": "A fully fine-tuned classifier"}
+    assert expected.get(best, "A LoRA adapter") in card and summary["run_id"] in card
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Ensemble candidate: ensemble-top2" in html
     # Tested against the best single config like any other pair of configs.

@@ -258,6 +258,6 @@ def test_the_report_and_the_card_say_what_it_averages_and_what_it_costs(tmp_path
     assert "Ensemble candidate: ensemble-top2" in html
 
     card = render_model_card(_facts(config_name="ensemble-top2", members=("a", "b")))
-    assert "An ensemble of 2 LoRA adapters" in card and "- `members/a`" in card
+    assert "An ensemble of 2 fine-tuned models" in card and "- `members/a`" in card
     assert "2 forward passes" in card and "## Training configuration" not in card
     assert "## Training configuration" in render_model_card(_facts())

@@ -10,6 +10,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peft.tuners.lora import LoraLayer
@@ -19,7 +20,7 @@ from transformers import Trainer
 
 import sentiment_lora.training.lora as lora
 from sentiment_lora.config import LORA_ONLY_FIELDS, LoraHyperparams, TrainConfig
-from sentiment_lora.training.data import LABEL_NAMES
+from sentiment_lora.training.data import LABEL_NAMES, sha256_file
 from sentiment_lora.training.inference import SentimentAnalyzer
 from sentiment_lora.training.modeling import METADATA_FILE, layernorm_names, load_classifier
 from sentiment_lora.training.portable_base import BaseReference, portable_base
@@ -237,12 +238,78 @@ def test_a_model_directory_needs_no_embedded_package(
     assert base == BaseReference(name_or_path=str(tiny_distilbert_dir.resolve()))
 
 
-def test_the_pipeline_refuses_a_full_fine_tuning_config_it_cannot_publish():
-    from pydantic import ValidationError
-
-    from sentiment_lora.config import GRIDS, PipelineConfig, build_pipeline_config
+def test_the_pipeline_takes_a_full_fine_tuning_config_beside_lora() -> None:
+    from sentiment_lora.config import GRIDS, PROFILE_GRID, PipelineConfig, build_pipeline_config
 
     base = build_pipeline_config()
     full = LoraHyperparams(name="full", learning_rate=3e-5, epochs=1, method="full")
-    with pytest.raises(ValidationError, match="method 'full' is measured by bench/levers.py"):
-        PipelineConfig.model_validate({**base.model_dump(), "grid": [GRIDS["quick"][0], full]})
+    config = PipelineConfig.model_validate({**base.model_dump(), "grid": [GRIDS["quick"][0], full]})
+    assert [hp.method for hp in config.grid] == ["lora", "full"]
+    # LoRA stays the default: every profile's grid is LoRA only; `quick-full` is asked for.
+    assert all(hp.method == "lora" for name in PROFILE_GRID.values() for hp in GRIDS[name])
+    assert [hp.method for hp in build_pipeline_config(grid_name="quick-full").grid] == [
+        "lora",
+        "full",
+    ]
+
+
+def test_a_full_model_records_its_base_and_has_its_own_card(full_run, tiny_distilbert_dir) -> None:
+    from sentiment_lora.training.portable_base import read_model_base
+
+    model_dir = Path(full_run.adapter_dir)
+    assert read_model_base(model_dir) == portable_base(str(tiny_distilbert_dir))
+    card = (model_dir / "README.md").read_text(encoding="utf-8")
+    assert "A fully fine-tuned classifier" in card and "full fine-tuning: every weight" in card
+    assert "AutoModelForSequenceClassification.from_pretrained" in card
+    assert "library_name: transformers" in card and "LoRA rank" not in card
+
+
+def test_the_cache_finds_a_full_model_where_the_task_saves_it(full_run, tiny_prepared) -> None:
+    from tasks.caching import adapter_complete, adapter_fingerprint, adapter_path
+
+    hp = LoraHyperparams(name="full", learning_rate=1e-3, epochs=1, method="full")
+    path = adapter_path("/artifacts", tiny_prepared, hp, TrainConfig())
+    assert path.name == Path(full_run.adapter_dir).name == "model"
+    assert adapter_complete(full_run.adapter_dir)
+    assert not adapter_complete(Path(full_run.adapter_dir).parent)
+    weights = Path(full_run.adapter_dir) / "model.safetensors"
+    assert adapter_fingerprint(full_run.adapter_dir) == sha256_file(weights)
+
+
+def test_a_full_model_exports_to_onnx_with_the_same_predictions(full_run, tmp_path) -> None:
+    from sentiment_lora.deployment.onnx_export import export_onnx
+    from sentiment_lora.deployment.onnx_inference import OnnxSentimentAnalyzer
+
+    export = export_onnx(full_run.adapter_dir, tmp_path / "onnx")
+    sentences = ["a delight to watch", "boring from start to finish", "odd"]
+    torch_probs = SentimentAnalyzer.load(
+        full_run.adapter_dir, device="cpu", precision="fp32"
+    ).predict_proba(sentences)
+    onnx_probs = OnnxSentimentAnalyzer(export.out_dir).predict_proba(sentences)
+    np.testing.assert_allclose(onnx_probs, torch_probs, atol=1e-4)
+
+
+def test_the_report_shows_a_full_config_without_lora_settings(tmp_path) -> None:
+    from sentiment_lora.reporting.context import build_report_context
+    from sentiment_lora.reporting.results import load_results
+    from tests.unit.test_report import copy_run, edit_results
+
+    run_dir = copy_run(tmp_path / "run")
+
+    def make_full(summary: dict) -> None:
+        experiment = summary["hyperparameter_experiments"][0]
+        full = LoraHyperparams(name=experiment["name"], learning_rate=5e-5, epochs=1, method="full")
+        experiment["config"] = full.model_dump(mode="json")
+        experiment["target_modules"] = []
+        if summary["best_config"]["name"] == experiment["name"]:
+            summary["best_config"]["config"] = experiment["config"]
+
+    edit_results(run_dir, make_full)
+    summary = load_results(run_dir)
+    context = build_report_context(summary, plots={})
+    row = context["search"]["configs"][0]
+    assert row["target_modules"] == "every weight (full fine-tuning)"
+    assert (row["lora_r"], row["lora_alpha"], row["lora_dropout"]) == ("", "", "")
+    assert context["summary_sentences"][0].startswith(
+        f"Of {len(summary.hyperparameter_experiments)} configurations fine-tuned"
+    )

@@ -6,6 +6,7 @@ for ``templates/report.html.j2``.
 
 from typing import Any
 
+from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.reporting import format as fmt
 from sentiment_lora.reporting.results import Experiment, RunSummary
 
@@ -126,13 +127,15 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
                     "is_best": e.name == best,
                     "learning_rate": fmt.learning_rate(hp.learning_rate),
                     "epochs": fmt.plain(hp.epochs),
-                    "lora_r": fmt.plain(hp.lora_r),
-                    "lora_alpha": fmt.plain(hp.lora_alpha),
-                    "lora_dropout": fmt.plain(hp.lora_dropout),
+                    **_lora_cells(hp),
                     "batch_size": fmt.plain(hp.batch_size),
                     "weight_decay": fmt.plain(hp.weight_decay),
                     "warmup_ratio": fmt.plain(hp.warmup_ratio),
-                    "target_modules": fmt.plain(e.target_modules or hp.target_modules),
+                    "target_modules": (
+                        fmt.plain(e.target_modules or hp.target_modules)
+                        if hp.method == "lora"
+                        else "every weight (full fine-tuning)"
+                    ),
                 }
             )
         validation = e.validation_metrics
@@ -161,6 +164,17 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
         "selection_rule": summary.best_config.selection_rule,
         "halving": halving_sentence(summary.hyperparameter_experiments),
         "ensemble": ensemble_sentence(summary.hyperparameter_experiments, best),
+    }
+
+
+def _lora_cells(hp: LoraHyperparams) -> dict[str, str]:
+    """LoRA's rank, alpha and dropout; blank for a fully fine-tuned config."""
+    if hp.method != "lora":
+        return {"lora_r": "", "lora_alpha": "", "lora_dropout": ""}
+    return {
+        "lora_r": fmt.plain(hp.lora_r),
+        "lora_alpha": fmt.plain(hp.lora_alpha),
+        "lora_dropout": fmt.plain(hp.lora_dropout),
     }
 
 

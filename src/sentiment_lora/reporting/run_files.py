@@ -21,7 +21,7 @@ from sentiment_lora.training.data import PreparedData, read_split
 from sentiment_lora.training.ensemble import is_ensemble_dir, member_dirs
 from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.model_card import MetricEstimate, ModelCardFacts, write_model_card
-from sentiment_lora.training.portable_base import read_adapter_base
+from sentiment_lora.training.portable_base import read_model_base
 
 
 def test_predictions_frame(
@@ -49,8 +49,8 @@ def _estimate(value: float, interval: Interval | None) -> MetricEstimate | None:
 
 
 def model_card_facts(summary: RunSummary, model_dir: Path) -> ModelCardFacts:
-    """What the best model's card states, from the run's summary and its adapter config
-    (an ensemble's: its first member's; they share the base)."""
+    """What the best model's card states, from the run's summary and the base its model
+    directory names (an ensemble's: its first member's; they share the base)."""
     best = summary.experiment(summary.best_config.name)
     tests, counts = summary.statistical_tests, summary.data.counts
     adapter_dir = member_dirs(model_dir)[0] if is_ensemble_dir(model_dir) else model_dir
@@ -58,7 +58,7 @@ def model_card_facts(summary: RunSummary, model_dir: Path) -> ModelCardFacts:
         config_name=summary.best_config.name,
         members=tuple(summary.best_config.members),
         run_id=summary.run_id,
-        base_model=read_adapter_base(adapter_dir),
+        base_model=read_model_base(adapter_dir),
         hyperparams=summary.best_config.config,
         target_modules=tuple(best.target_modules if best else ()),
         train_rows=counts.get("train", 0),

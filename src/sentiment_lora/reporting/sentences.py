@@ -28,18 +28,21 @@ def summary_sentences(summary: RunSummary) -> list[str]:
     hp = best.config
     n_configs = sum(not e.members for e in summary.hyperparameter_experiments)
     counts = summary.data.counts
+    method = f"LoRA rank {hp.lora_r}" if hp.method == "lora" else "full fine-tuning"
     details = [
         f"learning rate {fmt.learning_rate(hp.learning_rate)}",
-        f"LoRA rank {hp.lora_r}",
+        method,
         fmt.plural(hp.epochs, "epoch"),
     ]
+    lora_only = all(e.config.method == "lora" for e in summary.hyperparameter_experiments)
     if best.members:
         details = [f"the mean probability of {fmt.join(best.members)}"]
     trained_on = (
         f" on {fmt.integer(counts['train'])} SST-2 training sentences" if "train" in counts else ""
     )
     first = (
-        f"Of {fmt.plural(n_configs, 'LoRA configuration')} fine-tuned{trained_on}, "
+        f"Of {fmt.plural(n_configs, 'LoRA configuration' if lora_only else 'configuration')} "
+        f"fine-tuned{trained_on}, "
         f"{best.name} ({', '.join(details)}) was selected for the highest validation "
         f"macro-F1 ({fmt.num(best.validation_metrics.get('f1_macro'))})."
     )

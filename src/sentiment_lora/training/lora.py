@@ -301,28 +301,28 @@ def train_lora(
         "method": hp.method,
         "hyperparams": hp.model_dump(),
     }
+    base = portable_base(train.model)
+    targets = (
+        [] if hp.method == "full" else sorted(trainer.model.peft_config["default"].target_modules)
+    )
+    card = ModelCardFacts(
+        config_name=hp.name,
+        base_model=base,
+        hyperparams=hp,
+        target_modules=tuple(targets),
+        train_rows=len(train_ds),
+        validation_rows=len(val_ds),
+        test_rows=prepared.counts.get("test"),
+        max_length=train.max_length,
+        precision=precision,
+        seed=train.seed,
+    )
     if hp.method == "full":
-        targets: list[str] = []
-        model_dir = _save_full_model(trainer.model, tokenizer, model_root, metadata)
+        full_metadata = {**metadata, "base": base.model_dump()}
+        model_dir = _save_full_model(trainer.model, tokenizer, model_root, full_metadata, card)
     else:
-        targets = sorted(trainer.model.peft_config["default"].target_modules)
         model_dir = _save_adapter(
-            trainer.model,
-            tokenizer,
-            model_root,
-            {**metadata, "target_modules": targets},
-            ModelCardFacts(
-                config_name=hp.name,
-                base_model=portable_base(train.model),
-                hyperparams=hp,
-                target_modules=tuple(targets),
-                train_rows=len(train_ds),
-                validation_rows=len(val_ds),
-                test_rows=prepared.counts.get("test"),
-                max_length=train.max_length,
-                precision=precision,
-                seed=train.seed,
-            ),
+            trainer.model, tokenizer, model_root, {**metadata, "target_modules": targets}, card
         )
     if not stop:  # the saved model holds the best epoch; a first rung keeps its checkpoint
         shutil.rmtree(checkpoints, ignore_errors=True)
@@ -414,16 +414,21 @@ def _save_adapter(
 
 
 def _save_full_model(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, output_dir: Path, metadata: dict
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    output_dir: Path,
+    metadata: dict,
+    card: ModelCardFacts,
 ) -> Path:
-    """Write a fully fine-tuned model (safetensors), its tokenizer and metadata; returns the
-    directory. No model card: the card describes adapters."""
+    """Write a fully fine-tuned model (safetensors), its tokenizer, metadata and model card;
+    returns the directory."""
     model_dir = output_dir / FULL_MODEL_DIR
     tmp_dir = output_dir / f".{FULL_MODEL_DIR}.tmp"
     shutil.rmtree(tmp_dir, ignore_errors=True)
     model.save_pretrained(tmp_dir)  # transformers 5 writes safetensors only
     tokenizer.save_pretrained(tmp_dir)
     write_model_metadata(tmp_dir, metadata)
+    write_model_card(tmp_dir, card)
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp_dir.replace(model_dir)
     return model_dir

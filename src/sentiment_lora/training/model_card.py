@@ -65,9 +65,11 @@ class ModelCardFacts(_Frozen):
 
     config_name: str = Field(..., min_length=1, description="Grid config that was trained.")
     run_id: str | None = Field(None, description="Pipeline run that produced the model.")
-    base_model: BaseReference = Field(..., description="Base as adapter_config.json names it.")
+    base_model: BaseReference = Field(
+        ..., description="Base as adapter_config.json (or a full model's metadata) names it."
+    )
     hyperparams: LoraHyperparams
-    target_modules: tuple[str, ...] = Field(..., min_length=1, description="LoRA targets.")
+    target_modules: tuple[str, ...] = Field((), description="LoRA targets (none with 'full').")
     train_rows: int = Field(..., ge=0, description="Training rows.")
     validation_rows: int = Field(..., ge=0, description="Validation rows (epoch selection).")
     test_rows: int | None = Field(None, ge=0, description="Test rows (GLUE validation).")
@@ -86,7 +88,15 @@ class ModelCardFacts(_Frozen):
     def _metrics_need_test_rows(self) -> "ModelCardFacts":
         if (self.accuracy or self.f1_macro) and self.test_rows is None:
             raise ValueError("test metrics need test_rows")
+        if self.is_lora and not self.members and not self.target_modules:
+            raise ValueError("target_modules: a LoRA adapter has at least one")
         return self
+
+    @property
+    def is_lora(self) -> bool:
+        """True for a LoRA adapter, False for a fully fine-tuned model (an ensemble: as its
+        best member)."""
+        return self.hyperparams.method == "lora"
 
 
 def base_model_lineage(base: BaseReference) -> str | None:
@@ -103,9 +113,9 @@ def _front_matter(facts: ModelCardFacts) -> dict:
     if license_:
         meta["license"] = license_
     meta["language"] = ["en"]
-    meta["library_name"] = "peft"
+    meta["library_name"] = "peft" if facts.is_lora else "transformers"
     meta["pipeline_tag"] = "text-classification"
-    meta["tags"] = ["lora", "sentiment-analysis", "sentiment-lora"]
+    meta["tags"] = ["lora"] * facts.is_lora + ["sentiment-analysis", "sentiment-lora"]
     if lineage:
         meta["base_model"] = lineage
     meta["datasets"] = ["glue"]
@@ -160,13 +170,26 @@ def _training_section(facts: ModelCardFacts) -> list[str]:
     hp, base = facts.hyperparams, facts.base_model
     lineage = base_model_lineage(base)
     revision = f" (revision `{base.revision}`)" if base.revision else ""
+    if facts.is_lora:
+        method = [
+            ("Base as named in adapter_config.json", f"`{base.name_or_path}`{revision}"),
+            ("Config", f"`{facts.config_name}`"),
+            (
+                "LoRA rank r / alpha / dropout",
+                f"{hp.lora_r} / {hp.lora_alpha:g} / {hp.lora_dropout:g}",
+            ),
+            ("LoRA target modules", ", ".join(f"`{t}`" for t in facts.target_modules)),
+            ("Trained besides LoRA", "the classification head"),
+        ]
+    else:
+        method = [
+            ("Base as named when trained", f"`{base.name_or_path}`{revision}"),
+            ("Config", f"`{facts.config_name}`"),
+            ("Method", "full fine-tuning: every weight of the base and the head trained"),
+        ]
     rows = [
         ("Base model", f"`{lineage}`" if lineage else "a local directory (see How to load)"),
-        ("Base as named in adapter_config.json", f"`{base.name_or_path}`{revision}"),
-        ("Config", f"`{facts.config_name}`"),
-        ("LoRA rank r / alpha / dropout", f"{hp.lora_r} / {hp.lora_alpha:g} / {hp.lora_dropout:g}"),
-        ("LoRA target modules", ", ".join(f"`{t}`" for t in facts.target_modules)),
-        ("Trained besides LoRA", "the classification head"),
+        *method,
         ("Learning rate", f"{hp.learning_rate:g}"),
         ("Epochs", str(hp.epochs)),
         ("Weights kept", "those of the evaluation with the best validation macro-F1"),
@@ -246,7 +269,30 @@ def _usage_sections(facts: ModelCardFacts) -> list[str]:
     ]
 
 
+def _full_model_load_section() -> list[str]:
+    return [
+        "## How to load",
+        "",
+        "The directory holds the whole model (no base model is needed). With `transformers`:",
+        "",
+        "```python",
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        "",
+        'model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")',
+        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")',
+        'inputs = tokenizer(["a delight from start to finish"], return_tensors="pt")',
+        "label = model.config.id2label[int(model(**inputs).logits.argmax(-1))]",
+        "```",
+        "",
+        "or, with `sentiment-lora`: "
+        '`SentimentAnalyzer.load("path/to/this/dir").predict(["a delight"])` '
+        "(from `sentiment_lora.training.inference`). Weights are safetensors; no remote code.",
+    ]
+
+
 def _load_section(facts: ModelCardFacts) -> list[str]:
+    if not facts.is_lora:
+        return _full_model_load_section()
     base = facts.base_model
     if base.name_or_path == EMBEDDED_BASE_ID:
         setup = [
@@ -300,9 +346,9 @@ def _ensemble_sections(facts: ModelCardFacts) -> list[str]:
     return [
         "## Members",
         "",
-        f"The prediction is the mean of the class probabilities of {k} LoRA adapters, the "
+        f"The prediction is the mean of the class probabilities of {k} models, the "
         f"{k} best configs of the run on validation; each is a directory under `members/` "
-        "with its own card (training configuration, how to load it with PEFT):",
+        "with its own card (how it was trained, how to load it):",
         "",
         *(f"- `members/{name}`" for name in facts.members),
         "",
@@ -324,9 +370,10 @@ def render_model_card(facts: ModelCardFacts) -> str:
     front = yaml.safe_dump(_front_matter(facts), sort_keys=False, allow_unicode=True)
     lineage = base_model_lineage(facts.base_model) or "a local base model"
     run = f", pipeline run `{facts.run_id}`" if facts.run_id else ""
-    what = (
-        f"An ensemble of {len(facts.members)} LoRA adapters" if facts.members else "A LoRA adapter"
-    )
+    if facts.members:
+        what = f"An ensemble of {len(facts.members)} fine-tuned models"
+    else:
+        what = "A LoRA adapter" if facts.is_lora else "A fully fine-tuned classifier"
     body = [
         f"# sentiment-lora: {facts.config_name}",
         "",

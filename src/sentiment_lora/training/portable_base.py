@@ -30,16 +30,18 @@ import uuid
 from pathlib import Path
 
 from peft import PeftModel
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from sentiment_lora.training.data import LABEL_NAMES, sha256_file
 from sentiment_lora.training.modeling import (
     DAMAGED_HINT,
     EMBEDDED,
+    METADATA_FILE,
     ModelLoadError,
     embedded_model_path,
     is_hub_id,
     read_json_object,
+    read_model_metadata,
     resolve_model_source,
 )
 
@@ -122,6 +124,20 @@ def set_adapter_base(model: PeftModel, base: BaseReference) -> None:
     for config in model.peft_config.values():
         config.base_model_name_or_path = base.name_or_path
         config.revision = base.revision
+
+
+def read_model_base(model_dir: Path | str) -> BaseReference:
+    """The base a saved model directory was fine-tuned from: an adapter's
+    ``adapter_config.json``, or a fully fine-tuned model's metadata (``base``)."""
+    if (Path(model_dir) / ADAPTER_CONFIG).is_file():
+        return read_adapter_base(model_dir)
+    extra = read_model_metadata(Path(model_dir)).model_extra or {}
+    try:
+        return BaseReference.model_validate(extra["base"])
+    except (KeyError, ValidationError):
+        raise ModelLoadError(
+            f"{Path(model_dir) / METADATA_FILE}: no base model recorded ('base'); {DAMAGED_HINT}"
+        ) from None
 
 
 def read_adapter_base(model_dir: Path | str) -> BaseReference:
