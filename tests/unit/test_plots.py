@@ -96,3 +96,23 @@ def test_render_plots_writes_pngs_for_the_sections_present(tmp_path: Path) -> No
     assert "reliability_diagram" not in drawn and "roc_pr_curves" not in drawn
     for name in drawn.values():
         assert (run_dir / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_trend_of_one_run_is_drawn_on_a_readable_scale() -> None:
+    from sentiment_lora.reporting.plots import TREND_MIN_SPAN, _trend_figure
+    from sentiment_lora.reporting.trend import Trend, TrendPoint
+
+    point = TrendPoint(
+        run_id="r1",
+        time="2026-11-27T07:46:59",
+        accuracy=0.8704,
+        f1_macro=0.8704,
+        promoted=True,
+        champion_version="v0001",
+        champion_accuracy=0.8704,
+    )
+    low, high = _trend_figure(Trend(points=[point], rollbacks=[])).axes[0].get_ylim()
+    assert high - low == pytest.approx(TREND_MIN_SPAN) and low < 0.8704 < high
+    far = point.model_copy(update={"run_id": "r2", "accuracy": 0.70, "champion_accuracy": 0.8704})
+    low, high = _trend_figure(Trend(points=[point, far], rollbacks=[])).axes[0].get_ylim()
+    assert low <= 0.70 and high >= 0.8704  # a real spread keeps matplotlib's own limits

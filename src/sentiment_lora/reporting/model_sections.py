@@ -154,7 +154,9 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
                 "seconds": fmt.num(e.training_seconds, 1),
                 "throughput": fmt.num(e.examples_per_second, 1),
                 "trainable": fmt.integer(trainable),
-                "trainable_share": fmt.pct(trainable / total, 2) if total else fmt.MISSING,
+                "trainable_share": (
+                    fmt.pct(trainable / total, 2) if total and not e.members else fmt.MISSING
+                ),
             }
         )
     return {

@@ -344,6 +344,9 @@ def plot_confidence_histogram(analysis: ErrorAnalysis, *, out_dir: Path) -> str:
     return _save(fig, out_dir, CONFIDENCE_HISTOGRAM)
 
 
+TREND_MIN_SPAN = 0.04  # the trend's y axis spans at least 4 accuracy points
+
+
 def _trend_figure(trend: Trend) -> Figure:
     """Test accuracy and macro-F1 of every run, the champion's accuracy as a step line,
     promotions as stars and rollbacks as dashed verticals."""
@@ -372,6 +375,10 @@ def _trend_figure(trend: Trend) -> Figure:
                     xycoords=("data", "axes fraction"), fontsize=7, color=COLORS[1])  # fmt: skip
     ax.set_xticks(x, [p.time[:16].replace("T", " ") for p in trend.points], rotation=30, ha="right")
     ax.set_xlim(0.5, max(len(x), 1) + 0.5)
+    scores = [v for v in (*accuracy, *champion) if np.isfinite(v)]
+    if scores and max(scores) - min(scores) < TREND_MIN_SPAN:  # one run: not a 0.0001 scale
+        middle = (max(scores) + min(scores)) / 2
+        ax.set_ylim(middle - TREND_MIN_SPAN / 2, middle + TREND_MIN_SPAN / 2)
     ax.set_ylabel("score on test")
     ax.set_title(f"Every published run ({len(trend.points)}) and the champion")
     ax.legend(loc="lower left", fontsize=7, ncol=3)
