@@ -269,16 +269,14 @@ def _usage_sections(facts: ModelCardFacts) -> list[str]:
     ]
 
 
-def _full_model_load_section() -> list[str]:
+def _load_code(auto_class: str, imports: list[str]) -> list[str]:
+    """The Python snippet that loads this directory with ``auto_class`` and labels a sentence,
+    and the one-line ``sentiment-lora`` alternative."""
     return [
-        "## How to load",
-        "",
-        "The directory holds the whole model (no base model is needed). With `transformers`:",
-        "",
         "```python",
-        "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+        *imports,
         "",
-        'model = AutoModelForSequenceClassification.from_pretrained("path/to/this/dir")',
+        f'model = {auto_class}.from_pretrained("path/to/this/dir")',
         'tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")',
         'inputs = tokenizer(["a delight from start to finish"], return_tensors="pt")',
         "label = model.config.id2label[int(model(**inputs).logits.argmax(-1))]",
@@ -287,6 +285,19 @@ def _full_model_load_section() -> list[str]:
         "or, with `sentiment-lora`: "
         '`SentimentAnalyzer.load("path/to/this/dir").predict(["a delight"])` '
         "(from `sentiment_lora.training.inference`). Weights are safetensors; no remote code.",
+    ]
+
+
+def _full_model_load_section() -> list[str]:
+    return [
+        "## How to load",
+        "",
+        "The directory holds the whole model (no base model is needed). With `transformers`:",
+        "",
+        *_load_code(
+            "AutoModelForSequenceClassification",
+            ["from transformers import AutoModelForSequenceClassification, AutoTokenizer"],
+        ),
     ]
 
 
@@ -324,19 +335,13 @@ def _load_section(facts: ModelCardFacts) -> list[str]:
         "",
         "Then, with `peft` and `transformers`:",
         "",
-        "```python",
-        "from peft import AutoPeftModelForSequenceClassification",
-        "from transformers import AutoTokenizer",
-        "",
-        'model = AutoPeftModelForSequenceClassification.from_pretrained("path/to/this/dir")',
-        'tokenizer = AutoTokenizer.from_pretrained("path/to/this/dir")',
-        'inputs = tokenizer(["a delight from start to finish"], return_tensors="pt")',
-        "label = model.config.id2label[int(model(**inputs).logits.argmax(-1))]",
-        "```",
-        "",
-        "or, with `sentiment-lora`: "
-        '`SentimentAnalyzer.load("path/to/this/dir").predict(["a delight"])` '
-        "(from `sentiment_lora.training.inference`). Weights are safetensors; no remote code.",
+        *_load_code(
+            "AutoPeftModelForSequenceClassification",
+            [
+                "from peft import AutoPeftModelForSequenceClassification",
+                "from transformers import AutoTokenizer",
+            ],
+        ),
     ]
 
 
