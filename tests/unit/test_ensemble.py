@@ -261,3 +261,16 @@ def test_the_report_and_the_card_say_what_it_averages_and_what_it_costs(tmp_path
     assert "An ensemble of 2 fine-tuned models" in card and "- `members/a`" in card
     assert "2 forward passes" in card and "## Training configuration" not in card
     assert "## Training configuration" in render_model_card(_facts())
+
+
+def test_writing_an_ensemble_again_keeps_replaces_or_repairs_it(members, tmp_path) -> None:
+    out = write_ensemble(members, tmp_path / "ens")
+    spec = (out / ENSEMBLE_FILE).stat().st_mtime_ns
+    assert write_ensemble(members, out) == out  # the same members: kept as written
+    assert (out / ENSEMBLE_FILE).stat().st_mtime_ns == spec
+    write_ensemble(members[::-1], out)  # other members: replaced
+    assert [p.name for p in member_dirs(out)] == ["fast", "slow"]
+    shutil.rmtree(out / "members" / "slow")  # damaged: replaced by a whole one
+    write_ensemble(members[::-1], out)
+    assert [p.name for p in member_dirs(out)] == ["fast", "slow"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ens"]  # no temporary left

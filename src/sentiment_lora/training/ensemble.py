@@ -10,7 +10,9 @@ adapters into one set of weights (``add_weighted_adapter``), which is a differen
 
 import hashlib
 import math
+import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -120,13 +122,13 @@ def member_dirs(model_dir: Path | str) -> list[Path]:
 def write_ensemble(members: Sequence[TrainingResult], out_dir: Path | str) -> Path:
     """Copy the members' model directories into ``out_dir/members/`` and write the spec.
 
-    Written in a temporary sibling and renamed, so ``out_dir`` is complete or absent.
+    Written in a temporary sibling of its own and renamed, so ``out_dir`` is complete or
+    absent; a run that finds the same ensemble already written (by a run beside it) keeps it.
     """
     if len(members) < 2:
         raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
     out = Path(out_dir)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     entries = []
     for member in members:
         name = safe_name(member.config_name, what="config name")
@@ -139,9 +141,11 @@ def write_ensemble(members: Sequence[TrainingResult], out_dir: Path | str) -> Pa
             )
         )
     atomic_write_json(tmp / ENSEMBLE_FILE, EnsembleSpec(members=entries).model_dump(mode="json"))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    if _holds(out, entries):  # written meanwhile by a run beside this one
+        shutil.rmtree(tmp)
+        return out
+    shutil.rmtree(out, ignore_errors=True)  # another or a damaged one
+    os.replace(tmp, out)
     return out
 
 
@@ -151,6 +155,14 @@ def recorded_hyperparameters(result: TrainingResult) -> dict[str, JsonValue]:
     if result.members:
         return {"ensemble": "mean-probability", "members": list(result.members)}
     return result.hyperparams.model_dump(mode="json")
+
+
+def _holds(model_dir: Path, members: list[EnsembleMember]) -> bool:
+    """True if ``model_dir`` is an intact ensemble of exactly ``members``."""
+    try:
+        return is_ensemble_dir(model_dir) and read_ensemble(model_dir).members == members
+    except ModelLoadError:
+        return False
 
 
 def _log_loss(evaluation: Evaluation) -> float:
