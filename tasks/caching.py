@@ -17,7 +17,7 @@ from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
-from sentiment_lora.training.ensemble import is_ensemble_dir, weights_identity
+from sentiment_lora.training.ensemble import weights_identity
 from sentiment_lora.training.lora import (
     ADAPTER_DIR,
     FIRST_RUNG_DIR,
@@ -154,11 +154,6 @@ def ensemble_dir(workdir: str, members: list[TrainingResult]) -> Path:
     """Where an ensemble of ``members`` is written: named by the members' weights."""
     key = fingerprint("ensemble", *(adapter_fingerprint(m.adapter_dir) for m in members))
     return Path(workdir) / "ensembles" / key
-
-
-def ensemble_complete(model_dir: Path | str) -> bool:
-    """True if an ensemble directory is on disk (a cache hit may be served)."""
-    return is_ensemble_dir(model_dir)
 
 
 def ensemble_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:

@@ -26,7 +26,12 @@ from sentiment_lora.reporting.results import PrefectInfo, build_run_summary
 from sentiment_lora.reporting.run_files import stage_run, test_predictions_frame
 from sentiment_lora.reporting.sentences import report_links, summary_markdown
 from sentiment_lora.training.data import PreparedData, prepare_sst2
-from sentiment_lora.training.ensemble import ensemble_name, ensemble_result, write_ensemble
+from sentiment_lora.training.ensemble import (
+    ensemble_name,
+    ensemble_result,
+    is_ensemble_dir,
+    write_ensemble,
+)
 from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
 from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
 from tasks.caching import (
@@ -34,7 +39,6 @@ from tasks.caching import (
     adapter_complete,
     adapter_path,
     ensemble_cache_key,
-    ensemble_complete,
     ensemble_dir,
     evaluate_cache_key,
     prepare_cache_key,
@@ -190,7 +194,7 @@ def build_ensemble_fresh(
     members: list[TrainingResult], prepared: PreparedData, train: TrainConfig, artifacts_dir: str
 ) -> ConfigRun:
     """``build_ensemble``, recomputed instead of a cache hit if its directory is gone."""
-    refresh = not ensemble_complete(ensemble_dir(artifacts_dir, members))
+    refresh = not is_ensemble_dir(ensemble_dir(artifacts_dir, members))
     return build_ensemble.with_options(refresh_cache=refresh)(
         members, prepared, train, artifacts_dir
     )

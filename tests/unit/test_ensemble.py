@@ -274,3 +274,10 @@ def test_writing_an_ensemble_again_keeps_replaces_or_repairs_it(members, tmp_pat
     write_ensemble(members[::-1], out)
     assert [p.name for p in member_dirs(out)] == ["fast", "slow"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ens"]  # no temporary left
+
+
+def test_a_failed_write_leaves_nothing(members, tmp_path) -> None:
+    gone = members[1].model_copy(update={"adapter_dir": str(tmp_path / "gone")})
+    with pytest.raises(FileNotFoundError):
+        write_ensemble([members[0], gone], tmp_path / "ens")
+    assert list(tmp_path.iterdir()) == []

@@ -9,7 +9,6 @@ adapters into one set of weights (``add_weighted_adapter``), which is a differen
 """
 
 import hashlib
-import math
 import os
 import shutil
 import uuid
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from sklearn.metrics import log_loss
 
 from sentiment_lora.errors import validation_message
 from sentiment_lora.io import atomic_write_json
@@ -129,24 +129,29 @@ def write_ensemble(members: Sequence[TrainingResult], out_dir: Path | str) -> Pa
         raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
     out = Path(out_dir)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    entries = []
-    for member in members:
-        name = safe_name(member.config_name, what="config name")
-        shutil.copytree(member.adapter_dir, tmp / MEMBERS_DIR / name)
-        entries.append(
-            EnsembleMember(
-                name=member.config_name,
-                path=f"{MEMBERS_DIR}/{name}",
-                weights_sha256=weights_identity(tmp / MEMBERS_DIR / name),
-            )
-        )
-    atomic_write_json(tmp / ENSEMBLE_FILE, EnsembleSpec(members=entries).model_dump(mode="json"))
+    try:
+        entries = [_copy_member(member, tmp) for member in members]
+        spec = EnsembleSpec(members=entries).model_dump(mode="json")
+        atomic_write_json(tmp / ENSEMBLE_FILE, spec)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left behind
+        raise
     if _holds(out, entries):  # written meanwhile by a run beside this one
         shutil.rmtree(tmp)
         return out
     shutil.rmtree(out, ignore_errors=True)  # another or a damaged one
     os.replace(tmp, out)
     return out
+
+
+def _copy_member(member: TrainingResult, ensemble_dir: Path) -> EnsembleMember:
+    name = safe_name(member.config_name, what="config name")
+    shutil.copytree(member.adapter_dir, ensemble_dir / MEMBERS_DIR / name)
+    return EnsembleMember(
+        name=member.config_name,
+        path=f"{MEMBERS_DIR}/{name}",
+        weights_sha256=weights_identity(ensemble_dir / MEMBERS_DIR / name),
+    )
 
 
 def recorded_hyperparameters(result: TrainingResult) -> dict[str, JsonValue]:
@@ -163,15 +168,6 @@ def _holds(model_dir: Path, members: list[EnsembleMember]) -> bool:
         return is_ensemble_dir(model_dir) and read_ensemble(model_dir).members == members
     except ModelLoadError:
         return False
-
-
-def _log_loss(evaluation: Evaluation) -> float:
-    """Mean cross-entropy of the true labels (the Trainer's ``loss`` for one model)."""
-    eps = 1e-12
-    total = 0.0
-    for label, p in zip(evaluation.labels, evaluation.prob_positive, strict=True):
-        total -= math.log(max(p if label == 1 else 1.0 - p, eps))
-    return total / len(evaluation.labels)
 
 
 def ensemble_result(
@@ -191,7 +187,7 @@ def ensemble_result(
         validation_metrics={
             ACCURACY: validation.metrics.accuracy,
             F1_MACRO: validation.metrics.f1_macro,
-            "loss": _log_loss(validation),
+            "loss": float(log_loss(validation.labels, validation.prob_positive, labels=[0, 1])),
         },
         history=[],
         best_epoch=first.best_epoch,
