@@ -137,3 +137,15 @@ def tiny_model_dir(tiny_distilbert_dir: Path, tmp_path_factory) -> Path:
     hp = LoraHyperparams(name="tiny", learning_rate=1e-3, epochs=1, batch_size=8)
     train = TrainConfig(model=str(tiny_distilbert_dir), max_length=16)
     return Path(train_lora(prepared, hp, train, tmp / "run").adapter_dir)
+
+
+def run_options_in(tmp: Path, **options: object):
+    """RunOptions writing reports, artifacts and registry under ``tmp`` (flow tests)."""
+    from sentiment_lora.config import RunOptions
+
+    return RunOptions(
+        reports_dir=str(tmp / "reports"),
+        artifacts_dir=str(tmp / "artifacts"),
+        registry_dir=str(tmp / "registry"),
+        **options,
+    )

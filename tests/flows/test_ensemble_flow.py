@@ -17,11 +17,11 @@ from sentiment_lora.config import (
     ALL_LINEAR_BERT,
     DataConfig,
     LoraHyperparams,
-    RunOptions,
     TrainConfig,
 )
 from sentiment_lora.training.ensemble import ENSEMBLE_FILE
 from sentiment_lora.training.inference import load_analyzer
+from tests.conftest import run_options_in
 
 pytestmark = pytest.mark.slow
 
@@ -44,11 +44,7 @@ def _run(tmp: Path, sst2_dir: Path) -> tuple[Path, dict[str, str]]:
         ),
         train=TrainConfig(ensemble_top_k=2, evals_per_epoch=1),
         grid=GRID,
-        options=RunOptions(
-            reports_dir=str(tmp / "reports"),
-            artifacts_dir=str(tmp / "artifacts"),
-            registry_dir=str(tmp / "registry"),
-        ),
+        options=run_options_in(tmp),
         return_state=True,
     )
     assert state.is_completed(), state.message

@@ -19,7 +19,8 @@ from prefect.testing.utilities import prefect_test_harness
 
 import tasks.pipeline_tasks as pipeline_tasks
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from tests.conftest import run_options_in
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -44,11 +45,7 @@ def _params(tmp: Path, sst2_dir: Path, *, grid=ONE, seed: int = 42, rows: int = 
         ),
         "train": TrainConfig(evals_per_epoch=4, seed=seed),
         "grid": grid,
-        "options": RunOptions(
-            reports_dir=str(tmp / "reports"),
-            artifacts_dir=str(tmp / "artifacts"),
-            registry_dir=str(tmp / "registry"),
-        ),
+        "options": run_options_in(tmp),
     }
 
 

@@ -12,10 +12,11 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions, TrainConfig
+from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.reporting.results import load_results, results_schema
 from sentiment_lora.training.inference import SentimentAnalyzer
+from tests.conftest import run_options_in
 
 GRID = [
     LoraHyperparams(name="lr1e-3-r8", learning_rate=1e-3, epochs=1, lora_r=8, lora_alpha=32),
@@ -43,12 +44,7 @@ def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams], *, export_check
         data=DataConfig(data_dir=str(sst2_dir), max_train_samples=1500, max_validation_samples=300),
         train=TrainConfig(first_rung_epochs=0.1),  # successive halving
         grid=grid,
-        options=RunOptions(
-            reports_dir=str(tmp / "reports"),
-            artifacts_dir=str(tmp / "artifacts"),
-            registry_dir=str(tmp / "registry"),
-            export_check=export_check,
-        ),
+        options=run_options_in(tmp, export_check=export_check),
         return_state=True,
     )
     assert state.is_completed(), state.message

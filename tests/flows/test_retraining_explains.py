@@ -15,10 +15,11 @@ from prefect.testing.utilities import prefect_test_harness
 from pypdf import PdfReader
 
 from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams, RunOptions
+from sentiment_lora.config import DataConfig, LoraHyperparams
 from sentiment_lora.evidence.data_snapshot import normalize_sentence
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.training.data import read_glue_tsv
+from tests.conftest import run_options_in
 
 ONE = [LoraHyperparams(name="lr2e-3-r8", learning_rate=2e-3, epochs=1)]
 FIRST_ROWS, REMOVED, ADDED, RELABELLED = 3000, 500, 1000, 100
@@ -56,11 +57,7 @@ def _run(data: Path, tmp: Path) -> Path:
             max_test_samples=200,
         ),
         grid=ONE,
-        options=RunOptions(
-            reports_dir=str(tmp / "reports"),
-            artifacts_dir=str(tmp / "artifacts"),
-            registry_dir=str(tmp / "registry"),
-        ),
+        options=run_options_in(tmp),
         return_state=True,
     )
     assert state.is_completed(), state.message
