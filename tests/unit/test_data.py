@@ -16,7 +16,6 @@ from sentiment_lora.training.data import (
     read_glue_tsv,
     read_split,
     source_fingerprint,
-    split_train_validation,
 )
 from tests.conftest import write_tsv
 from tests.hostile import HOSTILE, make_hostile
@@ -103,22 +102,15 @@ def test_normalize_and_min_words() -> None:
     assert len(filter_min_words(frame, 0)) == 4
 
 
-def test_split_is_stratified_and_seeded() -> None:
+def test_caps_are_stratified_and_seeded() -> None:
     import pandas as pd
 
-    frame = pd.DataFrame(
-        {"sentence": [f"s {i} x" for i in range(200)], "label": [i % 4 == 0 for i in range(200)]}
-    )
-    frame["label"] = frame["label"].astype(int)
-    train, val = split_train_validation(frame, fraction=0.15, seed=1)
-    assert len(val) == 30 and len(train) == 170
-    assert val["label"].sum() == 8 or val["label"].sum() == 7  # 25% positives, stratified
-    again, _ = split_train_validation(frame, fraction=0.15, seed=1)
-    assert train.equals(again)
-    other, _ = split_train_validation(frame, fraction=0.15, seed=2)
-    assert not train.equals(other)
-    assert len(cap_rows(train, 50, seed=0)) == 50
-    assert cap_rows(train, None, seed=0) is train
+    frame = pd.DataFrame({"sentence": [f"s {i} x" for i in range(200)], "label": [0, 1] * 100})
+    capped = cap_rows(frame, 50, seed=0)
+    assert len(capped) == 50 and capped["label"].sum() == 25
+    assert capped.equals(cap_rows(frame, 50, seed=0))
+    assert not capped.equals(cap_rows(frame, 50, seed=1))
+    assert cap_rows(frame, None, seed=0) is frame
 
 
 def test_prepare_records_counts(tiny_sst2: Path, tmp_path: Path) -> None:
@@ -127,12 +119,19 @@ def test_prepare_records_counts(tiny_sst2: Path, tmp_path: Path) -> None:
     )
     c = prepared.counts
     assert c["train_raw"] == 42 and c["test_raw"] == 10
-    assert c["removed_min_words"] == 2
+    assert c["root_sentences"] == 42  # plain sentences: every row is a root
+    assert c["removed_inside_validation"] == 0  # ... and nothing extra is removed
+    assert c["removed_min_words"] == 2  # "ok" and "bad film" (never held out: 11 of 42)
     assert c["train"] + c["validation"] == 40
-    assert c["validation"] == 10
+    assert c["validation"] == 11  # ceil(0.25 * 42)
     assert c["test"] == 10
-    assert prepared.class_balance["validation"] == {"negative": 5, "positive": 5}
+    assert prepared.class_balance["validation"] in (
+        {"negative": 5, "positive": 6},
+        {"negative": 6, "positive": 5},
+    )
     assert prepared.test_train_overlap == 0
+    assert prepared.validation_inside_train == 0
+    assert prepared.test_inside_train == 10  # each dev sentence begins a training row
     assert len(read_split(prepared.test_path)) == 10
     assert set(prepared.source_hashes) == {"train.tsv", "dev.tsv"}
 
@@ -148,8 +147,13 @@ def test_real_sst2_counts(sst2_dir: Path, tmp_path: Path) -> None:
     prepared = prepare_sst2(DataConfig(data_dir=str(sst2_dir)), tmp_path / "out")
     c = prepared.counts
     assert c["train_raw"] == 67349 and c["test"] == 872
-    assert c["train"] + c["validation"] + c["removed_min_words"] == 67349
-    assert abs(c["validation"] / (c["train"] + c["validation"]) - 0.15) < 0.001
+    removed = c["removed_min_words"] + c["removed_inside_validation"]
+    assert c["train"] + c["validation"] + removed == 67349
+    assert c["root_sentences"] == 6885
+    assert c["validation"] == 1033  # ceil(0.15 * 6,885) root sentences
+    assert c["removed_inside_validation"] > 5 * c["validation"]  # their phrases leave training
+    assert prepared.validation_inside_train == 0
+    assert prepared.test_inside_train == 2  # GLUE dev against the training split
     assert prepared.class_balance["test"] == {"negative": 428, "positive": 444}
     assert prepared.source_hashes["dev.tsv"].startswith("54a9c12c")
 
@@ -274,8 +278,8 @@ NEG = [f"a bad film number {i}\t0" for i in range(50)]
             ["a good one\t1", "a bad one\t0"],
             None,
             {},
-            "train.tsv: too few rows for the validation split (1 row of label 0, 1 of label 1 "
-            "after filtering; min_words=3): each label needs at least 2 rows",
+            "train.tsv: too few rows for the validation split (root sentences (rows inside no "
+            "other row): 1 row of label 0, 1 of label 1): each label needs at least 2 root",
         ),
         (
             ["ok\t1", "bad\t0", "so so\t1"],
@@ -287,22 +291,22 @@ NEG = [f"a bad film number {i}\t0" for i in range(50)]
             POS[:10] + NEG[:10],
             None,
             {"validation_fraction": 0.01},
-            "train.tsv: validation_fraction=0.01 of 20 rows (after filtering; min_words=3) "
-            "leaves 1 row for validation",
+            "train.tsv: validation_fraction=0.01 of 20 rows (root sentences (rows inside no "
+            "other row): 10 rows of label 0, 10 of label 1) leaves 1 row for validation",
         ),
         (
             POS[:10] + NEG[:10],
             None,
             {"validation_fraction": 0.95},
-            "train.tsv: validation_fraction=0.95 of 20 rows (after filtering; min_words=3) "
-            "leaves 1 row for training",
+            "train.tsv: validation_fraction=0.95 of 20 rows (root sentences (rows inside no "
+            "other row): 10 rows of label 0, 10 of label 1) leaves 1 row for training",
         ),
         (
             NEG[:49] + POS[:2],
             None,
             {"validation_fraction": 0.03},
-            "train.tsv: the validation split (validation_fraction=0.03) keeps 2 rows, none of "
-            "label 1 (out of 49 rows of label 0, 2 of label 1)",
+            "train.tsv: the validation split (validation_fraction=0.03, min_words=3) keeps 2 rows, "
+            "none of label 1 (out of 49 rows of label 0, 2 of label 1)",
         ),
         (
             POS + NEG,

@@ -46,7 +46,7 @@ def test_a_form_that_sends_every_default_keeps_the_profiles_caps(tmp_path: Path)
     assert config.data.max_train_samples == PROFILE_DATA["quick"]["max_train_samples"]
     assert (config.data.data_dir, config.data.min_words) == (str(tmp_path), 5)
     full = build_pipeline_config("full", data=DataConfig(max_train_samples=500))
-    assert (full.data.max_train_samples, full.data.max_validation_samples) == (500, None)
+    assert (full.data.max_train_samples, full.data.max_validation_samples) == (500, 1000)
 
 
 def test_weekly_deployment_parameters_validate() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.reporting import format as fmt
-from sentiment_lora.reporting.results import Experiment, RunSummary
+from sentiment_lora.reporting.results import DataSummary, Experiment, RunSummary
 
 
 def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[str]]:
@@ -21,22 +21,45 @@ def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[s
         return counts.get(key)
 
     steps: list[tuple[str, str, str, str]] = []
-    train_raw, removed_short = take("train_raw"), take("removed_min_words")
+    train_raw = take("train_raw")
     if train_raw is not None:
         steps.append(("read train.tsv", "train", "", fmt.integer(train_raw)))
+    roots, inside = take("root_sentences"), take("removed_inside_validation")
+    if roots is not None and inside is not None:  # the sentence-level split
+        n_validation = counts.get("validation_after_split", counts.get("validation"))
+        steps.append(
+            (
+                f"hold out {fmt.integer(n_validation)} of {fmt.integer(roots)} root sentences "
+                f"(inside no other row), stratified, seed {config.seed}",
+                "validation",
+                "",
+                fmt.integer(n_validation),
+            )
+        )
+        steps.append(
+            (
+                "drop training rows inside a validation sentence",
+                "train",
+                fmt.integer(inside),
+                "",
+            )
+        )
+    removed_short = take("removed_min_words")
     if removed_short is not None:
-        remaining = fmt.integer(train_raw - removed_short) if train_raw is not None else ""
+        remaining = counts.get("train_after_split") if roots is not None else None
+        if remaining is None and train_raw is not None:
+            remaining = train_raw - removed_short
         steps.append(
             (
                 f"drop sentences under {config.min_words} words",
                 "train",
                 fmt.integer(removed_short),
-                remaining,
+                fmt.integer(remaining) if remaining is not None else "",
             )
         )
     after_train, after_validation = take("train_after_split"), take("validation_after_split")
-    if after_train is not None and after_validation is not None:
-        steps.append(
+    if roots is None and after_train is not None and after_validation is not None:
+        steps.append(  # a run from before the sentence-level split: a random row split
             (
                 f"stratified {fmt.pct(config.validation_fraction, 0)} validation split "
                 f"(seed {config.seed})",
@@ -50,7 +73,7 @@ def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[s
         ("validation", "max_validation_samples"),
     ):
         removed = take(f"removed_by_{split}_cap")
-        if removed is not None:
+        if removed is not None and (roots is None or split == "train"):
             limit = getattr(config, limit_key)
             steps.append(
                 (
@@ -71,6 +94,30 @@ def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[s
     return rows, used
 
 
+def _overlap_sentence(overlap: int | None) -> str:
+    if overlap is None:
+        return "The overlap of test and training sentences was not recorded."
+    if overlap == 0:
+        return "No test sentence occurs verbatim in the training data."
+    return (
+        f"{fmt.plural(overlap, 'test sentence')} also occur verbatim in the training data; "
+        "test scores may be slightly optimistic."
+    )
+
+
+def _inside_sentence(data: DataSummary) -> str:
+    """How many validation and test rows occur inside a training row (the leak check)."""
+    if data.validation_inside_train is None or data.test_inside_train is None:
+        return "Whether validation rows occur inside training rows was not checked."
+    return (
+        f"Inside a training row (as whole words, case and spacing ignored): "
+        f"{fmt.integer(data.validation_inside_train)} of "
+        f"{fmt.integer(data.counts.get('validation', 0))} validation rows and "
+        f"{fmt.integer(data.test_inside_train)} of {fmt.integer(data.counts.get('test', 0))} "
+        "test rows."
+    )
+
+
 def data_context(summary: RunSummary) -> dict[str, Any]:
     """The data section: source, preparation steps, class balance, overlap."""
     data = summary.data
@@ -88,16 +135,9 @@ def data_context(summary: RunSummary) -> dict[str, Any]:
             }
         )
     steps, used = _preparation_steps(summary)
-    overlap = data.test_train_overlap
-    if overlap is None:
-        overlap_sentence = "The overlap of test and training sentences was not recorded."
-    elif overlap == 0:
-        overlap_sentence = "No test sentence occurs verbatim in the training data."
-    else:
-        overlap_sentence = (
-            f"{fmt.plural(overlap, 'test sentence')} also occur verbatim in the training data; "
-            "test scores may be slightly optimistic."
-        )
+    overlap_sentence = " ".join(
+        (_overlap_sentence(data.test_train_overlap), _inside_sentence(data))
+    )
     return {
         "source": data.source,
         "hashes": sorted(data.source_hashes.items()),

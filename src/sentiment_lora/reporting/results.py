@@ -51,6 +51,8 @@ class DataSummary(_Part):
     counts: dict[str, int]
     class_balance: dict[str, dict[str, int]]
     test_train_overlap: int | None = None
+    validation_inside_train: int | None = None  # rows inside a training row (the leak check)
+    test_inside_train: int | None = None
     config: DataConfig
 
 
@@ -207,6 +209,8 @@ def build_run_summary(
             counts=prepared.counts,
             class_balance=prepared.class_balance,
             test_train_overlap=prepared.test_train_overlap,
+            validation_inside_train=prepared.validation_inside_train,
+            test_inside_train=prepared.test_inside_train,
             config=config.data,
         ),
         training=config.train,

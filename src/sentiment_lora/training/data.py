@@ -9,7 +9,6 @@ label) is refused by :func:`split_sst2` with the counts, before any model is loa
 import functools
 import hashlib
 import logging
-import math
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +20,13 @@ from sklearn.model_selection import train_test_split
 from sentiment_lora.config import DataConfig
 from sentiment_lora.io import atomic_write_text
 from sentiment_lora.training.glue_tsv import DataFormatError, check_data_file, read_glue_tsv
+from sentiment_lora.training.sentence_split import (
+    count_inside,
+    find_roots,
+    hold_out,
+    phrase_keys,
+    validation_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,17 @@ class PreparedData(BaseModel):
     source_hashes: dict[str, str]
     counts: dict[str, int]
     class_balance: dict[str, dict[str, int]]
-    test_train_overlap: int
+    test_train_overlap: int  # test sentences equal to a row of the training file
+    # Rows that occur, as whole words, inside (or equal to) a row of the training split: the
+    # sentence-level split keeps validation at 0 (None: prepared before it was counted).
+    validation_inside_train: int | None = None
+    test_inside_train: int | None = None
+
+
+def train_data_hash(prepared: PreparedData) -> str | None:
+    """The identity of the training data a run used: the training file's SHA-256 (the hub's
+    split hash for ``source="hub"``)."""
+    return prepared.source_hashes.get(SPLIT_FILES["train"], prepared.source_hashes.get("train"))
 
 
 def sha256_file(path: Path | str) -> str:
@@ -130,16 +146,6 @@ def filter_min_words(frame: pd.DataFrame, min_words: int) -> pd.DataFrame:
     return frame[keep].reset_index(drop=True)
 
 
-def split_train_validation(
-    frame: pd.DataFrame, *, fraction: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified, seeded split of ``frame`` into (train, validation)."""
-    train, validation = train_test_split(
-        frame, test_size=fraction, random_state=seed, stratify=frame["label"]
-    )
-    return train.reset_index(drop=True), validation.reset_index(drop=True)
-
-
 def cap_rows(frame: pd.DataFrame, limit: int | None, *, seed: int) -> pd.DataFrame:
     """At most ``limit`` rows, stratified by label and seeded; all rows if ``limit`` is None.
 
@@ -189,14 +195,15 @@ class Splits(NamedTuple):
     counts: dict[str, int]
 
 
-def _check_trainable(filtered: pd.DataFrame, config: DataConfig, source: str, raw: int) -> None:
-    """Refuse a filtered training file that cannot give a stratified split with both labels."""
+def _check_trainable(train: pd.DataFrame, config: DataConfig, source: str) -> None:
+    """Refuse a training file that keeps no rows, or one label, after ``min_words``."""
     words = f"min_words={config.min_words}"
+    filtered = filter_min_words(train, config.min_words)
     if filtered.empty:
         raise DataFormatError(
             source,
-            f"no rows left after filtering: all {_rows(raw)} have fewer than {words} words; "
-            "lower min_words or add longer sentences",
+            f"no rows left after filtering: all {_rows(len(train))} have fewer than {words} "
+            "words; lower min_words or add longer sentences",
         )
     if _missing_label(filtered) is not None:
         raise DataFormatError(
@@ -204,23 +211,29 @@ def _check_trainable(filtered: pd.DataFrame, config: DataConfig, source: str, ra
             f"only one class after filtering ({_label_counts(filtered)}; {words}); "
             "the model needs both labels",
         )
-    if int(filtered["label"].value_counts().min()) < 2:
+
+
+def _validation_size(roots: pd.DataFrame, config: DataConfig, source: str) -> int:
+    """How many root sentences validation holds; refuses roots too few to split stratified."""
+    what = f"root sentences (rows inside no other row): {_label_counts(roots)}"
+    if int(roots["label"].value_counts().reindex([0, 1], fill_value=0).min()) < 2:
         raise DataFormatError(
             source,
-            f"too few rows for the validation split ({_label_counts(filtered)} after filtering; "
-            f"{words}): each label needs at least 2 rows, one to train on, one to validate on",
+            f"too few rows for the validation split ({what}): each label needs at least 2 "
+            "root sentences, one to train on, one to validate on",
         )
-    n_validation = math.ceil(config.validation_fraction * len(filtered))
-    n_train = len(filtered) - n_validation
-    if min(n_validation, n_train) < 2:
-        side = "validation" if n_validation < 2 else "training"
+    size = validation_size(
+        len(roots), fraction=config.validation_fraction, limit=config.max_validation_samples
+    )
+    if min(size, len(roots) - size) < 2:
+        side = "validation" if size < 2 else "training"
         raise DataFormatError(
             source,
-            f"validation_fraction={config.validation_fraction:g} of {_rows(len(filtered))} "
-            f"(after filtering; {words}) leaves {_rows(min(n_validation, n_train))} for {side}; "
-            "each side of the split needs a row of each label: change validation_fraction or "
-            "add rows",
+            f"validation_fraction={config.validation_fraction:g} of {_rows(len(roots))} "
+            f"({what}) leaves {_rows(min(size, len(roots) - size))} for {side}; each side of "
+            "the split needs a row of each label: change validation_fraction or add rows",
         )
+    return size
 
 
 def _require_both_labels(
@@ -238,23 +251,24 @@ def _require_both_labels(
 def split_sst2(
     frames: dict[str, pd.DataFrame], config: DataConfig, *, sources: dict[str, str]
 ) -> Splits:
-    """Clean, filter, split and cap the raw ``frames`` in memory (what :func:`prepare_sst2`
-    writes); cheap enough for the preflight.
+    """Clean, split, filter and cap the raw ``frames`` in memory (what :func:`prepare_sst2`
+    writes); cheap enough for the preflight (a few seconds for SST-2).
 
-    Train: whitespace normalised, rows under ``min_words`` dropped, then a stratified validation
-    split and optional caps. Test: whitespace normalised but never filtered. Raises
-    :class:`DataFormatError` naming the source (``sources[split]``) and the label counts when
-    the data cannot train and evaluate a classifier: nothing left after filtering, one label,
-    too few rows for the split, or a train, validation or test split (after the caps) without
-    both labels (the test metrics, macro-F1, ROC AUC and McNemar's test, need both).
+    Train: whitespace normalised; validation is drawn from its root sentences, stratified and
+    seeded (:mod:`sentiment_lora.training.sentence_split`: ``validation_fraction`` of the
+    roots, at most ``max_validation_samples``); every training row inside a validation sentence
+    is removed; then rows under ``min_words`` are dropped and ``max_train_samples`` applies.
+    Test: whitespace normalised but never filtered. Raises :class:`DataFormatError` naming the
+    source (``sources[split]``) and the label counts when the data cannot train and evaluate a
+    classifier: nothing left after filtering, one label, too few root sentences for the split,
+    or a train, validation or test split (after the caps) without both labels (the test
+    metrics, macro-F1, ROC AUC and McNemar's test, need both).
     """
     raw_train, raw_test = frames["train"], frames["test"]
     counts: dict[str, int] = {"train_raw": len(raw_train), "test_raw": len(raw_test)}
     train = raw_train.assign(sentence=_normalize(raw_train["sentence"]))
     test = raw_test.assign(sentence=_normalize(raw_test["sentence"]))
-    filtered = filter_min_words(train, config.min_words)
-    counts["removed_min_words"] = len(train) - len(filtered)
-    _check_trainable(filtered, config, sources["train"], len(train))
+    _check_trainable(train, config, sources["train"])
     if _missing_label(test) is not None:
         raise DataFormatError(
             sources["test"],
@@ -262,32 +276,38 @@ def split_sst2(
             "McNemar's test) need both labels",
         )
 
-    train, validation = split_train_validation(
-        filtered, fraction=config.validation_fraction, seed=config.seed
+    roots = find_roots(train)
+    size = _validation_size(roots.frame, config, sources["train"])
+    split = hold_out(train, roots, size=size, seed=config.seed)
+    filtered = filter_min_words(split.train, config.min_words)
+    counts.update(
+        root_sentences=len(roots.frame),
+        removed_inside_validation=split.removed_inside_validation,
+        removed_min_words=len(split.train) - len(filtered),
     )
-    for frame, what in ((train, "the training split"), (validation, "the validation split")):
+    validation = split.validation
+    what = f"validation_fraction={config.validation_fraction:g}, min_words={config.min_words}"
+    for frame, side in ((filtered, "the training side"), (validation, "the validation split")):
         _require_both_labels(
             frame,
-            filtered,
+            train,
             source=sources["train"],
-            what=f"{what} (validation_fraction={config.validation_fraction:g})",
+            what=f"{side} ({what})",
             fix="change validation_fraction or add rows of the rarer label",
         )
-    counts["train_after_split"], counts["validation_after_split"] = len(train), len(validation)
+    counts["train_after_split"], counts["validation_after_split"] = len(filtered), len(validation)
     capped = []
-    for frame, limit, option, split in (
-        (train, config.max_train_samples, "max_train_samples", "train"),
-        (validation, config.max_validation_samples, "max_validation_samples", "train"),
+    for frame, limit, option, split_name in (
+        (filtered, config.max_train_samples, "max_train_samples", "train"),
         (test, config.max_test_samples, "max_test_samples", "test"),
     ):
         kept = cap_rows(frame, limit, seed=config.seed)
         _require_both_labels(
-            kept, frame, source=sources[split], what=f"{option}={limit}", fix=f"raise {option}"
+            kept, frame, source=sources[split_name], what=f"{option}={limit}", fix=f"raise {option}"
         )
         capped.append(kept)
-    train, validation, test = capped
+    train, test = capped
     counts["removed_by_train_cap"] = counts["train_after_split"] - len(train)
-    counts["removed_by_validation_cap"] = counts["validation_after_split"] - len(validation)
     counts.update(train=len(train), validation=len(validation), test=len(test))
     return Splits(train, validation, test, counts)
 
@@ -314,6 +334,11 @@ def prepare_sst2(config: DataConfig, out_dir: Path | str) -> PreparedData:
     frames, hashes = load_sst2_hub() if config.source == "hub" else load_sst2_local(config.data_dir)
     train, validation, test, counts = split_sst2(frames, config, sources=source_names(config))
     overlap = int(test["sentence"].isin(set(_normalize(frames["train"]["sentence"]))).sum())
+    train_keys = phrase_keys(train["sentence"])
+    inside = {
+        split: count_inside(phrase_keys(frame["sentence"]), train_keys)
+        for split, frame in (("validation", validation), ("test", test))
+    }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
@@ -336,15 +361,21 @@ def prepare_sst2(config: DataConfig, out_dir: Path | str) -> PreparedData:
             "test": class_balance(test),
         },
         test_train_overlap=overlap,
+        validation_inside_train=inside["validation"],
+        test_inside_train=inside["test"],
     )
     atomic_write_text(out_dir / "prepared.json", prepared.model_dump_json(indent=2))
     log.info(
-        "prepared SST-2: %d train, %d validation, %d test rows (%d removed by min_words=%d)",
+        "prepared SST-2: %d train, %d validation, %d test rows (%d removed inside a validation "
+        "sentence, %d by min_words=%d); inside a training row: %d validation, %d test",
         len(train),
         len(validation),
         len(test),
+        counts["removed_inside_validation"],
         counts["removed_min_words"],
         config.min_words,
+        inside["validation"],
+        inside["test"],
     )
     return prepared
 
