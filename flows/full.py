@@ -159,6 +159,9 @@ def sst2_lora_pipeline(
                 alpha=config.stats.alpha,
                 slice_rule=options.slice_gate,
                 export_check=options.export_check,
+                rule=options.gate_rule,
+                margin=options.gate_margin,
+                data_dir=data_dir,
             )
         ledger = ledger_fields(
             run_id=run_id,

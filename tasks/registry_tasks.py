@@ -13,23 +13,25 @@ from prefect.client.orchestration import get_client
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 
-from sentiment_lora.config import TrainConfig
+from sentiment_lora.config import GateRule, TrainConfig
 from sentiment_lora.deployment.export_check import check_export
 from sentiment_lora.operations.gate import (
     GateDecision,
     append_run_record,
     challenge_champion,
     gate_markdown,
+    hash_test_set,
     with_export_check,
     without_export,
 )
-from sentiment_lora.operations.ledger import RunLedgerRecord
+from sentiment_lora.operations.ledger import RunLedgerRecord, decisions_on_test_set, read_ledger
 from sentiment_lora.operations.registry import VersionRecord, promote
 from sentiment_lora.operations.triggers import Trigger, classify_trigger
 from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
-from sentiment_lora.training.data import PreparedData, read_split
+from sentiment_lora.training.data import PreparedData, read_split, train_data_hash
 from sentiment_lora.training.ensemble import recorded_hyperparameters
 from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.training.holdout import gate_holdout
 from sentiment_lora.training.lora import TrainingResult
 from tasks.events import CHAMPION_PROMOTED, emit_champion_changed
 
@@ -46,8 +48,13 @@ def champion_gate(
     alpha: float,
     slice_rule: bool = True,
     export_check: bool = False,
+    rule: GateRule = "auto",
+    margin: float = 0.01,
+    data_dir: str | None = None,
 ) -> GateDecision:
-    """Decide whether this run's best model replaces the registry's champion."""
+    """Decide whether this run's best model replaces the registry's champion (scored on the
+    data directory's holdout too, once it holds enough rows); the decision counts how many
+    gate decisions this test set has served."""
     sentences = read_split(prepared.test_path)["sentence"].tolist()
     decision = challenge_champion(
         best_test,
@@ -58,7 +65,14 @@ def champion_gate(
         alpha=alpha,
         inference_options=train.inference_options(),
         slice_rule=slice_rule,
+        rule=rule,
+        margin=margin,
+        train_data_hash=train_data_hash(prepared),
+        holdout=gate_holdout(data_dir),
     )
+    if decision.rule is not None:
+        served = decisions_on_test_set(read_ledger(registry_dir), decision.challenger.test_set_hash)
+        decision = decision.model_copy(update={"test_set_decisions": served + 1})
     if export_check and best.members:
         why = f"{best.config_name} is {len(best.members)} models; ONNX export takes one"
         get_run_logger().info("export check: %s", why)
@@ -122,9 +136,11 @@ def ledger_fields(
     decision: GateDecision | None,
 ) -> dict[str, Any]:
     """The fields of a run's ledger record (see ``operations.gate.run_record``)."""
+    sentences = read_split(prepared.test_path)["sentence"].tolist()
     return {
         "run_id": run_id,
         "triggered_by": triggered_by,
+        "test_set_hash": hash_test_set(sentences, best_test.labels),
         "data": {"fingerprint": prepared.fingerprint, **prepared.counts},
         "best_config": best.config_name,
         "hyperparameters": recorded_hyperparameters(best),

@@ -32,13 +32,24 @@ class DataConfig(_Frozen):
         3, ge=0, description="Drop training rows with fewer words than this (train only)."
     )
     validation_fraction: float = Field(
-        0.15, gt=0, lt=1, description="Share of train carved out, stratified, for validation."
+        0.15,
+        gt=0,
+        lt=1,
+        description=(
+            "Share of the root sentences (training rows inside no other row) held out, "
+            "stratified, for validation; every training row inside one of them is removed."
+        ),
     )
     max_train_samples: int | None = Field(
         None, ge=1, description="Cap on training rows after the split (stratified); None = all."
     )
     max_validation_samples: int | None = Field(
-        None, ge=1, description="Cap on validation rows (stratified); None = all."
+        None,
+        ge=1,
+        description=(
+            "Cap on validation sentences (stratified; the other roots stay in training); "
+            "None = validation_fraction of the roots."
+        ),
     )
     max_test_samples: int | None = Field(
         None,
@@ -221,6 +232,7 @@ class StatsConfig(_Frozen):
 
 
 Backend = Literal["local", "work-pool"]
+GateRule = Literal["auto", "superiority", "non-inferiority"]
 
 
 class RunOptions(_Frozen):
@@ -263,6 +275,25 @@ class RunOptions(_Frozen):
         ),
     )
 
+    gate_rule: GateRule = Field(
+        "auto",
+        description=(
+            "With the gate: 'superiority' promotes only a challenger significantly better than "
+            "the champion (one-sided McNemar on test); 'non-inferiority' one whose macro-F1 "
+            "is at most gate_margin below it (lower bound of the paired bootstrap interval); "
+            "'auto' uses superiority while the training data is the champion's, else "
+            "non-inferiority."
+        ),
+    )
+    gate_margin: float = Field(
+        0.01,
+        ge=0,
+        lt=0.5,
+        description=(
+            "Non-inferiority margin in macro-F1 (0.01 = 1 point), on the test set and, once "
+            "it holds 200 rows, on the data directory's holdout.tsv."
+        ),
+    )
     export_check: bool = Field(
         False,
         description=(
@@ -370,7 +401,7 @@ GRIDS: dict[str, tuple[LoraHyperparams, ...]] = {
 
 PROFILE_DATA: dict[str, dict[str, int | None]] = {
     "quick": {"max_train_samples": 12000, "max_validation_samples": 1000},
-    "full": {"max_train_samples": None, "max_validation_samples": None},
+    "full": {"max_train_samples": None, "max_validation_samples": 1000},
 }
 PROFILE_GRID: dict[str, str] = {"quick": "quick", "full": "lora"}
 

@@ -13,6 +13,7 @@ from sentiment_lora.operations.ledger import (
     RollbackLedgerRecord,
     RunLedgerRecord,
     append_record,
+    decisions_on_test_set,
     ledger_path,
     read_ledger,
 )
@@ -185,3 +186,24 @@ def test_appends_from_two_processes_at_once_are_all_kept(tmp_path: Path) -> None
     assert [w.exitcode for w in writers] == [0, 0]
     ids = [r.run_id for r in read_ledger(tmp_path)]
     assert sorted(ids) == sorted(f"{p}-{i}" for p in "ab" for i in range(25))
+
+
+def test_the_ledger_counts_the_gate_decisions_each_test_set_served(tmp_path: Path) -> None:
+    registry = tmp_path / "registry"
+    for run_id, test_set, rule in (
+        ("run-1", "t1", None),  # first champion: nothing compared
+        ("run-2", "t1", "superiority"),
+        ("run-3", "t1", "non-inferiority"),
+        ("run-4", "t2", "non-inferiority"),
+        ("run-5", None, None),  # gate off
+    ):
+        append_record(registry, _run(run_id, test_set_hash=test_set, gate_rule=rule))
+    append_record(
+        registry, RollbackLedgerRecord(version="v0001", previous_version=None, reason="x")
+    )
+    records = read_ledger(registry)
+    assert decisions_on_test_set(records, "t1") == 2
+    assert decisions_on_test_set(records, "t2") == 1
+    assert decisions_on_test_set(records, "t3") == 0
+    old = _run("run-0")  # a record from before the ledger kept the test set
+    assert old.test_set_hash is None and old.gate_rule is None

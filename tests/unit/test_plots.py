@@ -116,3 +116,54 @@ def test_the_trend_of_one_run_is_drawn_on_a_readable_scale() -> None:
     far = point.model_copy(update={"run_id": "r2", "accuracy": 0.70, "champion_accuracy": 0.8704})
     low, high = _trend_figure(Trend(points=[point, far], rollbacks=[])).axes[0].get_ylim()
     assert low <= 0.70 and high >= 0.8704  # a real spread keeps matplotlib's own limits
+
+
+def _run(run_id: str, accuracy: float, test_set: str, rows: int, gate: str = "kept"):
+    from sentiment_lora.operations.ledger import RunLedgerRecord
+
+    return RunLedgerRecord(
+        run_id=run_id,
+        triggered_by="schedule",
+        data={"train": 100, "test": rows},
+        best_config="cfg",
+        test_accuracy=accuracy,
+        test_f1_macro=accuracy,
+        gate=gate,
+        gate_reason="",
+        champion_version="v0001",
+        test_set_hash=test_set,
+    )
+
+
+def test_the_trend_groups_runs_by_test_set_and_marks_the_change() -> None:
+    from sentiment_lora.reporting.plots import _trend_figure
+    from sentiment_lora.reporting.trend import build_trend
+
+    # two runs scored on 200 test sentences, then two on all 872: not one line
+    trend = build_trend(
+        [
+            _run("r1", 0.535, "small", 200, gate="promoted"),
+            _run("r2", 0.54, "small", 200),
+            _run("r3", 0.8635, "full", 872),
+            _run("r4", 0.87, "full", 872, gate="promoted"),
+        ]
+    )
+    assert [(s.start, s.end, s.test_set_hash, s.test_rows) for s in trend.segments] == [
+        (0, 2, "small", 200),
+        (2, 4, "full", 872),
+    ]
+    assert [p.segment for p in trend.points] == [0, 0, 1, 1]
+    # the champion's 0.535 was scored on the other test set: no champion line at r3
+    assert [p.champion_accuracy for p in trend.points] == [0.535, 0.535, None, 0.87]
+    ax = _trend_figure(trend).axes[0]
+    accuracy_lines = [
+        line
+        for line in ax.lines
+        if len(line.get_xdata()) == 2
+        and line.get_linestyle() == "-"
+        and 0.5 < min(line.get_ydata()) < 0.9
+    ]
+    spans = {tuple(line.get_xdata()) for line in accuracy_lines}
+    assert (1, 2) in spans and (3, 4) in spans and not any(2 in s and 3 in s for s in spans)
+    assert any(t.get_text() == "new test set (872 sentences)" for t in ax.texts)
+    assert any(line.get_xdata()[0] == 2.5 for line in ax.lines if line.get_linestyle() == ":")

@@ -9,6 +9,7 @@ import pytest
 
 from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.operations.gate import (
+    HoldoutPredictions,
     challenge_champion,
     decide,
     gate_markdown,
@@ -35,7 +36,12 @@ LABELS = [1, 0] * 50  # 100 test sentences
 
 
 def _record(
-    name: str, wrong: set[int], *, key: str | None = None, f1: float | None = None
+    name: str,
+    wrong: set[int],
+    *,
+    key: str | None = None,
+    f1: float | None = None,
+    data: str | None = None,
 ) -> ModelRecord:
     preds = [1 - y if i in wrong else y for i, y in enumerate(LABELS)]
     acc = 1 - len(wrong) / len(LABELS)
@@ -47,6 +53,7 @@ def _record(
         test_f1_macro=acc if f1 is None else f1,
         test_set_hash="t1",
         predictions=preds,
+        train_data_hash=data,
     )
 
 
@@ -61,21 +68,77 @@ def test_same_model_is_unchanged_and_not_promoted() -> None:
     assert not d.promoted and d.unchanged and "cache" in d.reason
 
 
-def test_better_and_not_significantly_worse_is_promoted() -> None:
-    d = decide(_record("b", {1}), _record("a", {1, 2, 3}), labels=LABELS)
-    assert d.promoted and d.mcnemar is not None and "better test macro-F1" in d.reason
+def test_same_data_without_significance_keeps_the_champion() -> None:
+    # two more sentences right on the champion's training data: p = 0.25, not significant
+    d = decide(_record("b", {1}, data="d1"), _record("a", {1, 2, 3}, data="d1"), labels=LABELS)
+    assert not d.promoted and d.rule == "superiority"
+    assert d.reason.startswith("not significantly better than the champion on test")
+    assert "trained on the champion's training data" in d.reason
+    assert d.checks[0].superiority is not None and d.checks[0].superiority.pvalue == 0.25
 
 
-def test_not_better_keeps_champion() -> None:
-    d = decide(_record("b", {4, 5, 6}), _record("a", {1, 2, 3}), labels=LABELS)
-    assert not d.promoted and "not better" in d.reason
+def test_same_data_and_significantly_better_is_promoted() -> None:
+    d = decide(
+        _record("b", set(), data="d1"), _record("a", set(range(10)), data="d1"), labels=LABELS
+    )
+    assert d.promoted and d.rule == "superiority" and d.reason.startswith("significantly better")
+    assert d.checks[0].superiority.pvalue < 0.01  # 10 of 10 discordant pairs: p = 1/1024
+
+
+def test_changed_data_within_the_margin_is_promoted_and_beyond_it_kept() -> None:
+    champion = _record("a", {2}, data="d1")
+    within = decide(_record("b", {1}, data="d2"), champion, labels=LABELS, margin=0.05)
+    assert within.promoted and within.rule == "non-inferiority"
+    assert within.reason.startswith("non-inferior on test (100 sentences)")
+    assert "the training data changed since the champion" in within.reason
+    assert within.checks[0].difference.low > -0.05
+    # the same challenger, judged with a 1-point margin on 100 sentences: the bound is wider
+    beyond = decide(_record("b", {1}, data="d2"), champion, labels=LABELS, margin=0.01)
+    assert not beyond.promoted and beyond.reason.startswith("possibly inferior on test")
+    assert beyond.checks[0].difference.low <= -0.01
+
+
+def test_unknown_data_counts_as_changed_and_the_rule_can_be_forced() -> None:
+    d = decide(_record("b", {1}), _record("a", {1, 2, 3}, data="d1"), labels=LABELS)
+    assert d.rule == "non-inferiority" and d.rule_option == "auto"
+    forced = decide(
+        _record("b", {1}, data="d2"), _record("a", {1, 2, 3}, data="d1"), labels=LABELS,
+        rule="superiority",
+    )  # fmt: skip
+    assert forced.rule == "superiority" and not forced.promoted and "as set" in forced.reason
 
 
 def test_significantly_worse_is_refused_even_with_higher_f1() -> None:
-    wrong = set(range(0, 40))  # 40 more errors than the champion: McNemar p << 0.05
+    wrong = set(range(0, 40))  # 40 more errors than the champion
     challenger = _record("b", wrong, f1=0.99)  # an inconsistent F1 must not sneak it through
     d = decide(challenger, _record("a", set(), f1=0.5), labels=LABELS)
-    assert not d.promoted and "significantly worse" in d.reason
+    assert not d.promoted and "possibly inferior" in d.reason
+    assert any("two-sided McNemar p=" in r for r in d.reasons)
+
+
+def test_the_holdout_must_agree() -> None:
+    champion = _record("a", {2}, data="d1")
+    holdout_labels = [1, 0] * 150
+    good = HoldoutPredictions(
+        labels=holdout_labels, challenger=holdout_labels, champion=holdout_labels
+    )
+    worse = good.model_copy(update={"challenger": [1] * 300})  # every negative wrong
+    kw = {"labels": LABELS, "margin": 0.05}
+    assert decide(_record("b", {1}, data="d2"), champion, holdout=good, **kw).promoted
+    refused = decide(_record("b", {1}, data="d2"), champion, holdout=worse, **kw)
+    assert not refused.promoted and refused.reason.startswith("possibly inferior on holdout")
+    assert [c.test_set for c in refused.checks] == ["test", "holdout"]
+    assert refused.checks[0].passed and not refused.checks[1].passed
+    # the holdout is judged for non-inferiority under either rule
+    same_data = decide(
+        _record("b", set(), data="d1"), _record("a", set(range(10)), data="d1"),
+        labels=LABELS, holdout=worse,
+    )  # fmt: skip
+    assert same_data.rule == "superiority" and not same_data.promoted
+    assert same_data.checks[1].rule == "non-inferiority"
+    markdown = gate_markdown(refused)
+    assert "Rule: non-inferiority (option auto); margin 0.050 macro-F1" in markdown
+    assert "holdout: failed" in markdown
 
 
 def test_changed_test_set_needs_champion_rescored() -> None:
@@ -83,7 +146,7 @@ def test_changed_test_set_needs_champion_rescored() -> None:
     with pytest.raises(ValueError, match="champion_predictions"):
         decide(_record("b", {2}), champ, labels=LABELS)
     rescored = [1 - y if i in {1, 2, 3} else y for i, y in enumerate(LABELS)]
-    d = decide(_record("b", {2}), champ, labels=LABELS, champion_predictions=rescored)
+    d = decide(_record("b", {2}), champ, labels=LABELS, champion_predictions=rescored, margin=0.05)
     assert d.promoted
 
 
@@ -293,7 +356,7 @@ def test_a_slice_regression_blocks_an_overall_better_challenger() -> None:
     assert not blocked.promoted
     assert blocked.slices is not None and "negation" in blocked.slices.regressions
     assert blocked.reason.startswith("worse on a slice") and "negation" in blocked.reason
-    assert any("better test macro-F1" in r for r in blocked.reasons)
+    assert any(r.startswith("non-inferior on test") for r in blocked.reasons)
     allowed = decide(challenger, champion, labels=LABELS, sentences=sentences, slice_rule=False)
     assert allowed.promoted and any("slice rule is off" in r for r in allowed.reasons)
     without = decide(challenger, champion, labels=LABELS)

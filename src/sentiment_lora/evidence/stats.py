@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
-from scipy.stats import bootstrap
+from scipy.stats import binomtest, bootstrap
 from sklearn.metrics import accuracy_score, f1_score
 from statsmodels.stats.contingency_tables import cochrans_q, mcnemar
 from statsmodels.stats.multitest import multipletests
@@ -29,7 +29,7 @@ class McNemarResult(BaseModel):
     table: list[list[int]]
     statistic: float
     pvalue: float
-    method: Literal["exact-binomial", "chi-square-continuity"]
+    method: Literal["exact-binomial", "chi-square-continuity", "exact-binomial-one-sided"]
     discordant: int  # examples exactly one of the two models got right
 
 
@@ -133,6 +133,34 @@ def mcnemar_test(
         statistic=float(result.statistic),
         pvalue=float(result.pvalue),
         method=method,
+        discordant=discordant,
+    )
+
+
+def mcnemar_one_sided(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemarResult:
+    """McNemar's exact test that model A is better than model B (one-sided).
+
+    Under the null, each discordant pair favours A with probability 1/2; the p-value is
+    P(X >= b) for X ~ Binomial(b + c, 1/2), b = pairs only A got right, c = only B.
+    statsmodels' ``mcnemar`` is two-sided only, so this is scipy's ``binomtest``.
+
+    >>> r = mcnemar_one_sided([1] * 30 + [1] * 10 + [0] * 2 + [0] * 5,
+    ...                       [1] * 30 + [0] * 10 + [1] * 2 + [0] * 5)
+    >>> r.statistic, round(r.pvalue, 4)
+    (10.0, 0.0193)
+    """
+    a = _binary_vector("correct_a", correct_a).astype(bool)
+    b = _binary_vector("correct_b", correct_b).astype(bool)
+    _same_length(correct_a=a, correct_b=b)
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    table = [[int(np.sum(a & b)), only_a], [only_b, int(np.sum(~a & ~b))]]
+    discordant = only_a + only_b
+    pvalue = binomtest(only_a, discordant, 0.5, alternative="greater").pvalue if discordant else 1.0
+    return McNemarResult(
+        table=table,
+        statistic=float(only_a),
+        pvalue=float(pvalue),
+        method="exact-binomial-one-sided",
         discordant=discordant,
     )
 

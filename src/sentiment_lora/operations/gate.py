@@ -1,9 +1,11 @@
 """The champion/challenger gate: a run's best model against the registry's champion.
 
-The challenger replaces the champion only if there is none, or if it has a higher test
-macro-F1, is not significantly worse by McNemar's test on the same test sentences and (with the
-slice rule) is significantly worse on no slice of them. If the test set changed, the champion
-is scored again on it first. The decision lists every reason it used.
+The challenger replaces the champion only if there is none, or if it passes the promotion
+rule on the test set (:mod:`.gate_rules`: significantly better while the training data is the
+champion's, non-inferior within a margin once it changed), is non-inferior on the data
+directory's holdout once that holds enough rows, and (with the slice rule) is significantly
+worse on no slice of the test set. If the test set changed, the champion is scored again on
+it first. The decision lists every reason it used.
 """
 
 import hashlib
@@ -13,10 +15,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 
+from sentiment_lora.config import GateRule
 from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
 from sentiment_lora.format_numbers import num, sig
+from sentiment_lora.operations.gate_rules import (
+    AppliedRule,
+    RuleCheck,
+    applied_rule,
+    check_non_inferiority,
+    check_superiority,
+)
 from sentiment_lora.operations.ledger import (
     GateOutcome,
     RunLedgerRecord,
@@ -32,8 +42,10 @@ from sentiment_lora.operations.registry import (
     read_champion_version,
 )
 from sentiment_lora.operations.triggers import Trigger
+from sentiment_lora.training.data import DECISION_THRESHOLD
 from sentiment_lora.training.ensemble import weights_identity
 from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.training.holdout import Holdout
 
 
 class GateSummary(BaseModel):
@@ -45,11 +57,16 @@ class GateSummary(BaseModel):
     reasons: list[str] = []  # every check the gate made, the deciding one first
     challenger: ModelSummary
     champion: ModelSummary | None
-    mcnemar: McNemarResult | None
+    mcnemar: McNemarResult | None = None
     slices: SliceComparison | None = None  # champion against challenger per test-set slice
     alpha: float
-    unchanged: bool  # the challenger is the champion's model (same data and parameters)
+    unchanged: bool = False  # the challenger is the champion's model (same data, parameters)
     export_check: ExportCheck | None = None  # the challenger's int8 ONNX export, if checked
+    rule_option: GateRule = "auto"  # the rule asked for
+    rule: AppliedRule | None = None  # the rule applied (None: no comparison was needed)
+    margin: float | None = None  # the non-inferiority margin in macro-F1
+    checks: list[RuleCheck] = []  # the rule on the test set, then non-inferiority on holdout
+    test_set_decisions: int | None = None  # gate decisions this test set has served, this one in
 
 
 class GateDecision(GateSummary):
@@ -94,10 +111,16 @@ def hash_test_set(sentences: Sequence[str], labels: Sequence[int]) -> str:
 
 
 def model_record(
-    evaluation: Evaluation, *, run_id: str, model_key: str, sentences: Sequence[str]
+    evaluation: Evaluation,
+    *,
+    run_id: str,
+    model_key: str,
+    sentences: Sequence[str],
+    train_data_hash: str | None = None,
 ) -> ModelRecord:
     """The gate's view of a model from its test evaluation."""
     return ModelRecord(
+        train_data_hash=train_data_hash,
         run_id=run_id,
         config_name=evaluation.model_name,
         model_key=model_key,
@@ -107,6 +130,15 @@ def model_record(
         predictions=evaluation.predictions,
         probabilities=evaluation.prob_positive,
     )
+
+
+class HoldoutPredictions(BaseModel):
+    """Champion and challenger scored on the data directory's holdout (never trained on)."""
+
+    model_config = ConfigDict(frozen=True)
+    labels: list[int]
+    challenger: list[int]
+    champion: list[int]
 
 
 def decide(
@@ -119,15 +151,22 @@ def decide(
     sentences: Sequence[str] | None = None,
     alpha: float = 0.05,
     slice_rule: bool = True,
+    rule: GateRule = "auto",
+    margin: float = 0.01,
+    holdout: HoldoutPredictions | None = None,
+    n_resamples: int = 2000,
+    seed: int = 0,
 ) -> GateDecision:
     """Apply the gate; the decision lists every reason it used.
 
-    The challenger is promoted if there is no champion, or if it is not significantly worse
-    overall (McNemar), has a higher test macro-F1 and, with ``slice_rule`` and ``sentences``
-    given, is significantly worse on no slice of the test set (Holm-corrected McNemar per
-    slice, see :mod:`sentiment_lora.evidence.slices`). ``champion_predictions`` (and, if
-    known, ``champion_probabilities``) on the current test set are needed only when the
-    champion was scored on a different test set.
+    The challenger is promoted if there is no champion, or if it passes the rule
+    (:mod:`sentiment_lora.operations.gate_rules`: ``rule`` 'auto' is superiority when the
+    challenger was trained on the champion's training data, else non-inferiority within
+    ``margin``) on the test set, is non-inferior on the ``holdout`` too when one is given, and,
+    with ``slice_rule`` and ``sentences`` given, is significantly worse on no slice of the test
+    set (Holm-corrected McNemar per slice, see :mod:`sentiment_lora.evidence.slices`).
+    ``champion_predictions`` (and, if known, ``champion_probabilities``) on the current test
+    set are needed only when the champion was scored on a different test set.
     """
 
     def result(promoted: bool, reasons: list[str], **kw) -> GateDecision:
@@ -138,9 +177,9 @@ def decide(
             challenger=challenger,
             champion=champion,
             alpha=alpha,
-            mcnemar=kw.get("mcnemar"),
-            slices=kw.get("slices"),
-            unchanged=kw.get("unchanged", False),
+            rule_option=rule,
+            margin=margin,
+            **kw,
         )
 
     if champion is None:
@@ -160,27 +199,43 @@ def decide(
         champ_preds, champ_probs = list(champion_predictions), champion_probabilities
     else:
         raise ValueError("champion_predictions: the test set changed; re-score the champion on it")
+    applied = applied_rule(
+        rule, challenger_data=challenger.train_data_hash, champion_data=champion.train_data_hash
+    )
+    checks = [
+        _check(
+            applied,
+            labels,
+            challenger.predictions,
+            champ_preds,
+            "test",
+            alpha,
+            margin,
+            seed,
+            n_resamples,
+        )
+    ]
+    if holdout is not None:
+        checks.append(
+            _check(
+                "non-inferiority",
+                holdout.labels,
+                holdout.challenger,
+                holdout.champion,
+                "holdout",
+                alpha,
+                margin,
+                seed,
+                n_resamples,
+            )
+        )
     champ_correct = [int(p == y) for p, y in zip(champ_preds, labels, strict=True)]
     chall_correct = [int(p == y) for p, y in zip(challenger.predictions, labels, strict=True)]
     test = mcnemar_test(chall_correct, champ_correct)
     champ_acc = sum(champ_correct) / len(champ_correct)
-    champ_f1 = champion.test_f1_macro
-    if champion.test_set_hash != challenger.test_set_hash:
-        from sentiment_lora.training.evaluation import classification_metrics
-
-        champ_f1 = classification_metrics(labels, [float(p) for p in champ_preds]).f1_macro
-    worse = test.pvalue < alpha and challenger.test_accuracy < champ_acc
-    better = challenger.test_f1_macro > champ_f1
-    accuracies = f"accuracy {num(challenger.test_accuracy)} vs {num(champ_acc)}"
     overall = (
-        f"significantly worse than the champion overall (McNemar p={sig(test.pvalue)} < {alpha}; "
-        f"{accuracies})"
-        if worse
-        else f"not significantly worse overall (McNemar p={sig(test.pvalue)}; {accuracies})"
-    )
-    f1 = (
-        f"{'better' if better else 'not better'} test macro-F1 "
-        f"({num(challenger.test_f1_macro)} vs {num(champ_f1)})"
+        f"two-sided McNemar p={sig(test.pvalue)} (accuracy {num(challenger.test_accuracy)} "
+        f"vs {num(champ_acc)})"
     )
     slices = None
     slice_reasons: list[str] = []
@@ -197,16 +252,56 @@ def decide(
         if slices.blocks_promotion and not slice_rule:
             slice_reasons.append("the slice rule is off: slice regressions do not block")
     blocked = slices is not None and slices.blocks_promotion and slice_rule
-    promoted = better and not worse and not blocked
-    if promoted:
-        headline = f"{f1} and {overall}"
-    elif worse:
-        headline = overall
+    failed = [check for check in checks if not check.passed]
+    why_rule = _why_rule(rule, applied)
+    if failed:
+        headline = f"{failed[0].reason} ({why_rule})"
     elif blocked:
         headline = "worse on a slice of the test set: " + "; ".join(slice_gate_reasons(slices))
     else:
-        headline = f1
-    return result(promoted, [headline, overall, f1, *slice_reasons], mcnemar=test, slices=slices)
+        headline = f"{checks[0].reason} ({why_rule})"
+    reasons = [headline, *(c.reason for c in checks), overall, *slice_reasons]
+    return result(
+        not failed and not blocked,
+        list(dict.fromkeys(reasons)),  # the headline may repeat a check's reason
+        mcnemar=test,
+        slices=slices,
+        rule=applied,
+        checks=checks,
+    )
+
+
+def _check(
+    rule: AppliedRule,
+    labels: Sequence[int],
+    challenger: Sequence[int],
+    champion: Sequence[int],
+    test_set: str,
+    alpha: float,
+    margin: float,
+    seed: int,
+    n_resamples: int,
+) -> RuleCheck:
+    if rule == "superiority":
+        return check_superiority(labels, challenger, champion, alpha=alpha, test_set=test_set)
+    return check_non_inferiority(
+        labels,
+        challenger,
+        champion,
+        margin=margin,
+        alpha=alpha,
+        n_resamples=n_resamples,
+        seed=seed,
+        test_set=test_set,
+    )
+
+
+def _why_rule(option: GateRule, applied: AppliedRule) -> str:
+    if option != "auto":
+        return f"rule {applied}, as set"
+    if applied == "superiority":
+        return "rule superiority: trained on the champion's training data"
+    return "rule non-inferiority: the training data changed since the champion"
 
 
 def challenge_champion(
@@ -219,27 +314,41 @@ def challenge_champion(
     alpha: float,
     inference_options: dict[str, object] | None = None,
     slice_rule: bool = True,
+    rule: GateRule = "auto",
+    margin: float = 0.01,
+    train_data_hash: str | None = None,
+    holdout: Holdout | None = None,
 ) -> GateDecision:
     """The gate for a run's best model (``model_dir``, evaluated as ``test`` on ``sentences``).
 
     If the test set changed since the champion was scored, the champion is scored again on
-    it (loaded with ``inference_options``) before :func:`decide` compares the two.
+    it (loaded with ``inference_options``) before :func:`decide` compares the two. With a
+    ``holdout`` (at least :data:`HOLDOUT_MIN_ROWS` rows), both models are scored on it too.
     """
     challenger = model_record(
-        test, run_id=run_id, model_key=model_key(model_dir), sentences=sentences
+        test,
+        run_id=run_id,
+        model_key=model_key(model_dir),
+        sentences=sentences,
+        train_data_hash=train_data_hash,
     )
     champion = read_champion(registry_dir)
     champion_predictions = champion_probabilities = None
+    options = inference_options or {}
     if champion is not None and needs_rescore(challenger, champion):
-        from sentiment_lora.training.evaluation import evaluate_probabilities
-        from sentiment_lora.training.inference import load_analyzer
-
-        analyzer = load_analyzer(champion_model_dir(registry_dir), **(inference_options or {}))
-        probs = analyzer.predict_proba(list(sentences))[:, 1]
-        champion_probabilities = probs.tolist()
-        champion_predictions = evaluate_probabilities(
-            champion.config_name, test.labels, champion_probabilities
-        ).predictions
+        champion_probabilities = _probabilities(
+            champion_model_dir(registry_dir), sentences, options
+        )
+        champion_predictions = _predictions(champion_probabilities)
+    scored_holdout = None
+    if holdout is not None and champion is not None and champion.model_key != challenger.model_key:
+        scored_holdout = HoldoutPredictions(
+            labels=holdout.labels,
+            challenger=_predictions(_probabilities(model_dir, holdout.sentences, options)),
+            champion=_predictions(
+                _probabilities(champion_model_dir(registry_dir), holdout.sentences, options)
+            ),
+        )
     return decide(
         challenger,
         champion,
@@ -249,7 +358,23 @@ def challenge_champion(
         sentences=sentences,
         alpha=alpha,
         slice_rule=slice_rule,
+        rule=rule,
+        margin=margin,
+        holdout=scored_holdout,
     )
+
+
+def _probabilities(
+    model_dir: Path | str, sentences: Sequence[str], options: dict[str, object]
+) -> list[float]:
+    """P(positive) of each sentence by the saved model in ``model_dir``."""
+    from sentiment_lora.training.inference import load_analyzer
+
+    return load_analyzer(model_dir, **options).predict_proba(list(sentences))[:, 1].tolist()
+
+
+def _predictions(probabilities: Sequence[float]) -> list[int]:
+    return [int(p >= DECISION_THRESHOLD) for p in probabilities]
 
 
 def with_export_check(decision: GateDecision, check: ExportCheck) -> GateDecision:
@@ -302,6 +427,7 @@ def run_record(
     decision: GateSummary | None,
     hyperparameters: Mapping[str, JsonValue] | None = None,
     promoted_yet: bool = True,
+    test_set_hash: str | None = None,
 ) -> RunLedgerRecord:
     """A published run's ledger record, with the champion version the registry holds now.
 
@@ -323,6 +449,8 @@ def run_record(
         gate=gate_outcome(decision),
         gate_reason=decision.reason if decision is not None else "the gate is off",
         champion_version=version,
+        test_set_hash=test_set_hash,
+        gate_rule=decision.rule if decision is not None else None,
     )
 
 
@@ -364,5 +492,22 @@ def gate_markdown(decision: GateSummary) -> str:
     table = "\n".join(f"| {name} | {a} | {b} |" for name, a, b in rows)
     return (
         f"# Champion gate: {title}\n\n{decision.reason}\n\n"
-        f"| | challenger | champion |\n|---|---|---|\n{table}\n"
+        f"| | challenger | champion |\n|---|---|---|\n{table}\n\n{decision_facts(decision)}\n"
     )
+
+
+def decision_facts(decision: GateSummary) -> str:
+    """The rule, the margin and how worn the test set is, in one paragraph."""
+    if decision.rule is None:
+        return "No comparison was needed."
+    facts = [f"Rule: {decision.rule} (option {decision.rule_option})"]
+    if decision.rule == "non-inferiority" or any(c.test_set == "holdout" for c in decision.checks):
+        facts.append(f"margin {num(decision.margin, 3)} macro-F1")
+    for check in decision.checks:
+        facts.append(f"{check.test_set}: {'passed' if check.passed else 'failed'}")
+    if decision.test_set_decisions is not None:
+        facts.append(
+            f"this test set has now served {decision.test_set_decisions} gate "
+            f"decision{'s' if decision.test_set_decisions != 1 else ''}"
+        )
+    return "; ".join(facts) + "."

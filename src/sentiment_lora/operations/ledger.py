@@ -51,6 +51,8 @@ class RunLedgerRecord(BaseModel):
     gate: GateOutcome
     gate_reason: str
     champion_version: str | None  # the registry's champion after the run
+    test_set_hash: str | None = None  # the test set the gate compared on (None: no comparison)
+    gate_rule: str | None = None  # the promotion rule applied, if the gate compared
 
 
 class RollbackLedgerRecord(BaseModel):
@@ -144,3 +146,15 @@ def read_ledger(registry_dir: Path | str) -> list[LedgerRecord]:
         except LedgerError:
             log.warning("%s:%d: skipped a truncated last line", path, len(lines) + 1)
     return records
+
+
+def decisions_on_test_set(records: list[LedgerRecord], test_set_hash: str) -> int:
+    """How many gate decisions of the ledger compared a challenger with the champion on the
+    test set ``test_set_hash``: each one spent some of its power as a fresh holdout."""
+    return sum(
+        1
+        for record in records
+        if isinstance(record, RunLedgerRecord)
+        and record.gate_rule is not None
+        and record.test_set_hash == test_set_hash
+    )

@@ -71,6 +71,7 @@ class ModelSummary(BaseModel):
     test_f1_macro: float
     test_set_hash: str
     promoted_at: str | None = None
+    train_data_hash: str | None = None  # sha256 of the training file (None: not recorded)
 
 
 class ModelRecord(ModelSummary):

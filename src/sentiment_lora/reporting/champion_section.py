@@ -5,6 +5,8 @@ from typing import Any
 
 from sentiment_lora.evidence.data_diff import DataDiff, SplitDiff
 from sentiment_lora.evidence.slices import SliceComparison
+from sentiment_lora.operations.gate import decision_facts
+from sentiment_lora.operations.gate_rules import RuleCheck
 from sentiment_lora.reporting import format as fmt
 from sentiment_lora.reporting.results import RunSummary
 
@@ -102,4 +104,27 @@ def since_champion_context(summary: RunSummary) -> dict[str, Any] | None:
         if gate is None
         else ("promoted to champion" if gate.promoted else "the champion was kept"),
         "reasons": [fmt.sentence(r) for r in (gate.reasons or [gate.reason])] if gate else [],
+        "facts": decision_facts(gate) if gate and gate.rule else None,
+        "checks": [_check_row(c) for c in gate.checks] if gate else [],
+    }
+
+
+def _check_row(check: RuleCheck) -> dict[str, str | bool]:
+    """One test set the gate judged the challenger on (test, and the holdout once usable)."""
+    if check.difference is not None:
+        evidence = (
+            f"macro-F1 difference {fmt.signed(check.difference.estimate)}, lower "
+            f"{fmt.pct(check.difference.confidence, 0)} bound {fmt.signed(check.difference.low)}"
+            f" (margin -{fmt.num(check.margin, 3)})"
+        )
+    elif check.superiority is not None:
+        evidence = f"one-sided McNemar p = {fmt.pvalue(check.superiority.pvalue)}"
+    else:
+        evidence = fmt.MISSING
+    return {
+        "test_set": check.test_set,
+        "rows": fmt.integer(check.rows),
+        "rule": check.rule,
+        "evidence": evidence,
+        "passed": check.passed,
     }

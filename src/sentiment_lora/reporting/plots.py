@@ -349,16 +349,30 @@ TREND_MIN_SPAN = 0.04  # the trend's y axis spans at least 4 accuracy points
 
 def _trend_figure(trend: Trend) -> Figure:
     """Test accuracy and macro-F1 of every run, the champion's accuracy as a step line,
-    promotions as stars and rollbacks as dashed verticals."""
+    promotions as stars, rollbacks as dashed verticals; the lines break where the test set
+    changed (a dotted vertical), since scores on two test sets are not comparable."""
     fig, ax = plt.subplots(figsize=(FULL_WIDTH, 2.8))
     x = np.arange(1, len(trend.points) + 1)
     accuracy = [p.accuracy for p in trend.points]
-    ax.plot(x, accuracy, label="test accuracy", **_style(0))
-    ax.plot(x, [p.f1_macro for p in trend.points], label="test macro-F1", **_style(1))
     champion = [
         np.nan if p.champion_accuracy is None else p.champion_accuracy for p in trend.points
     ]
-    ax.step(x, champion, where="post", color="black", linewidth=1.0, label="champion accuracy")
+    segments = trend.segments or [None]
+    for k, segment in enumerate(segments):
+        part = slice(segment.start, segment.end) if segment is not None else slice(None)
+        first = k == 0
+        ax.plot(x[part], accuracy[part], label="test accuracy" if first else None, **_style(0))
+        ax.plot(x[part], [p.f1_macro for p in trend.points][part],
+                label="test macro-F1" if first else None, **_style(1))  # fmt: skip
+        ax.step(x[part], champion[part], where="post", color="black", linewidth=1.0,
+                label="champion accuracy" if first else None)  # fmt: skip
+        if segment is not None and not first:
+            ax.axvline(segment.start + 0.5, color=COLORS[2], linestyle=":", linewidth=1.2,
+                       label="test set changed" if k == 1 else None)  # fmt: skip
+            rows = f" ({segment.test_rows} sentences)" if segment.test_rows else ""
+            where = (segment.start + 0.55, 0.92)
+            ax.annotate(f"new test set{rows}", where, xycoords=("data", "axes fraction"),
+                        fontsize=7, color=COLORS[2])  # fmt: skip
     promoted = [(i, p.accuracy) for i, p in zip(x, trend.points, strict=True) if p.promoted]
     if promoted:
         px, py = zip(*promoted, strict=True)

@@ -2,6 +2,9 @@
 
 Built from the run ledger (:mod:`sentiment_lora.operations.ledger`): a point per run, the
 champion's test accuracy after each run (a step line), promotions and rollbacks marked.
+Scores on different test sets are not comparable, so the runs fall into segments by the
+test set's hash: a new segment starts where the test set changed, and the champion's line
+restarts there (its score on the old test set says nothing about the new one).
 """
 
 from collections.abc import Sequence
@@ -22,6 +25,18 @@ class TrendPoint(BaseModel):
     promoted: bool
     champion_version: str | None
     champion_accuracy: float | None  # the champion's test accuracy after this run
+    test_set_hash: str | None = None  # None: a run recorded before the ledger kept it
+    segment: int = 0  # index into Trend.segments
+
+
+class TrendSegment(BaseModel):
+    """Consecutive runs scored on one test set: points ``start`` to ``end`` - 1."""
+
+    model_config = ConfigDict(frozen=True)
+    start: int
+    end: int
+    test_set_hash: str | None
+    test_rows: int | None  # sentences in that test set, where the ledger recorded it
 
 
 class TrendRollback(BaseModel):
@@ -40,6 +55,7 @@ class Trend(BaseModel):
     model_config = ConfigDict(frozen=True)
     points: list[TrendPoint]
     rollbacks: list[TrendRollback]
+    segments: list[TrendSegment] = []
 
 
 def build_trend(records: Sequence[LedgerRecord]) -> Trend:
@@ -50,12 +66,17 @@ def build_trend(records: Sequence[LedgerRecord]) -> Trend:
     version champion again.
     """
     accuracy_of: dict[str, float] = {}  # champion version -> test accuracy of its run
+    test_set_of: dict[str, str | None] = {}  # champion version -> the test set of that score
     champion_accuracy: float | None = None
+    champion_test_set: str | None = None
     points: list[TrendPoint] = []
     rollbacks: list[TrendRollback] = []
+    segments: list[TrendSegment] = []
     for record in records:
         if isinstance(record, RollbackLedgerRecord):
-            champion_accuracy = accuracy_of.get(record.version, champion_accuracy)
+            if record.version in accuracy_of:
+                champion_accuracy = accuracy_of[record.version]
+                champion_test_set = test_set_of[record.version]
             rollbacks.append(
                 TrendRollback(
                     time=record.time, version=record.version, reason=record.reason,
@@ -65,10 +86,24 @@ def build_trend(records: Sequence[LedgerRecord]) -> Trend:
             continue
         assert isinstance(record, RunLedgerRecord)
         promoted = record.gate == "promoted"
+        if not segments or segments[-1].test_set_hash != record.test_set_hash:
+            if segments:
+                segments[-1] = segments[-1].model_copy(update={"end": len(points)})
+            test_rows = record.data.get("test")
+            segments.append(
+                TrendSegment(
+                    start=len(points),
+                    end=len(points) + 1,
+                    test_set_hash=record.test_set_hash,
+                    test_rows=test_rows if isinstance(test_rows, int) else None,
+                )
+            )
         if promoted:
-            champion_accuracy = record.test_accuracy
+            champion_accuracy, champion_test_set = record.test_accuracy, record.test_set_hash
             if record.champion_version:
                 accuracy_of[record.champion_version] = record.test_accuracy
+                test_set_of[record.champion_version] = record.test_set_hash
+        comparable = champion_test_set == record.test_set_hash
         points.append(
             TrendPoint(
                 run_id=record.run_id,
@@ -77,7 +112,11 @@ def build_trend(records: Sequence[LedgerRecord]) -> Trend:
                 f1_macro=record.test_f1_macro,
                 promoted=promoted,
                 champion_version=record.champion_version,
-                champion_accuracy=champion_accuracy,
+                champion_accuracy=champion_accuracy if comparable else None,
+                test_set_hash=record.test_set_hash,
+                segment=len(segments) - 1,
             )
         )
-    return Trend(points=points, rollbacks=rollbacks)
+    if segments:
+        segments[-1] = segments[-1].model_copy(update={"end": len(points)})
+    return Trend(points=points, rollbacks=rollbacks, segments=segments)
