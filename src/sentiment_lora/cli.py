@@ -19,6 +19,7 @@ from sentiment_lora.operations.events import (
     registry_resource,
     send_event,
 )
+from sentiment_lora.operations.holdout_routing import HOLDOUT_FRACTION
 from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import MODEL_DIR
 from sentiment_lora.predict_command import PREDICT_OPTIONS, cmd_predict
@@ -255,6 +256,11 @@ def _print_data_update(update: "DataUpdate") -> None:
         f"{train}: {update.rows_added} rows {would}added, {update.rows_relabelled} {would}"
         f"relabelled ({update.rows_before} -> {update.rows_after} rows)"
     )
+    if new.holdout_sha256:
+        print(
+            f"{Path(update.data_dir) / 'holdout.tsv'}: {update.rows_held_out} rows {would}held "
+            f"out, never trained on ({update.holdout_rows_after} rows)"
+        )
     print(f"new version {new.version}: sha256 {new.sha256}")
     print(f"previous version {old.version}: sha256 {old.sha256}, kept as {old.file}")
     if update.dry_run:
@@ -297,7 +303,11 @@ def cmd_data_add(args: argparse.Namespace) -> int:
     data_dir = DATA_OPTIONS.build(args, "data").data_dir
     try:
         update = add_rows(
-            data_dir, args.file, allow_relabel=args.allow_relabel, dry_run=args.dry_run
+            data_dir,
+            args.file,
+            allow_relabel=args.allow_relabel,
+            dry_run=args.dry_run,
+            holdout_fraction=args.holdout_fraction,
         )
     except TimeoutError as exc:  # another addition holds the lock: try again later
         print(f"error: {exc}", file=sys.stderr)
@@ -425,6 +435,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add.add_argument(
         "--dry-run", action="store_true", help="print what would change, write nothing"
+    )
+    add.add_argument(
+        "--holdout-fraction",
+        type=float,
+        default=HOLDOUT_FRACTION,
+        metavar="F",
+        help=(
+            "share of the new rows (stratified by label) moved to DATA_DIR/holdout.tsv, never "
+            f"trained on; the champion gate also judges on it from 200 rows on "
+            f"(default {HOLDOUT_FRACTION}; 0 moves none)"
+        ),
     )
     add.set_defaults(func=cmd_data_add, uses_models=False)
     return parser

@@ -20,7 +20,7 @@ from prefect.client.schemas.filters import (
 from prefect.deployments import run_deployment
 from prefect.states import Cancelling
 
-from sentiment_lora.operations.data_versions import read_manifest
+from sentiment_lora.operations.data_manifest import read_manifest
 from sentiment_lora.operations.storage import get_text, result_location
 from tasks.pipeline_tasks import ConfigRun
 from tests.conftest import write_tsv

@@ -12,7 +12,7 @@ import pytest
 
 from sentiment_lora.cli import main
 from sentiment_lora.operations import events
-from sentiment_lora.operations.data_versions import read_manifest
+from sentiment_lora.operations.data_manifest import read_manifest
 from sentiment_lora.operations.registry import champion_model_dir
 from sentiment_lora.paths import LATEST, MODEL_DIR
 from sentiment_lora.training.inference import SentimentAnalyzer

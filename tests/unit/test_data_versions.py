@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from sentiment_lora.operations import data_versions
-from sentiment_lora.operations.data_versions import (
-    DataVersionError,
-    add_rows,
-    find_version,
-    read_manifest,
-    version_path,
-)
+from sentiment_lora.operations.data_manifest import find_version, read_manifest, version_path
+from sentiment_lora.operations.data_versions import DataVersionError, add_rows
 from sentiment_lora.training.data import DataFormatError, read_glue_tsv
 from tests.conftest import write_tsv
 from tests.hostile import HOSTILE, make_hostile
@@ -374,6 +369,6 @@ def test_a_failed_write_leaves_train_and_manifest_as_they_were(
         add_rows(data_dir, write_tsv(tmp_path / "new.tsv", ["new row\t1"]))
     assert str(info.value) == (
         f"{data_dir / 'versions' / 'manifest.json'}: cannot write (No space left on device); "
-        "train.tsv and its manifest are unchanged"
+        "train.tsv, holdout.tsv and the manifest are unchanged"
     )
     assert (data_dir / "train.tsv").read_bytes() == train and read_manifest(data_dir) == manifest

@@ -11,6 +11,8 @@ given twice in the file with both labels is always refused.
 Layout of a versioned data directory::
 
     data_dir/train.tsv                      the current version: the file the pipeline reads
+    data_dir/holdout.tsv                    a share of every addition, never trained on
+    data_dir/versions/holdout.v0002.tsv     holdout.tsv as each version left it
     data_dir/versions/train.v0001.tsv       the bytes of every recorded version
     data_dir/versions/manifest.json         DataManifest: every version, oldest first
     data_dir/.lock                          held by writers (see operations.locks)
@@ -28,12 +30,22 @@ import codecs
 import hashlib
 import os
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.errors import UserError
 from sentiment_lora.io import atomic_write_bytes, atomic_write_text
+from sentiment_lora.operations.data_manifest import (
+    MANIFEST_FILE,
+    VERSIONS_DIR,
+    DataManifest,
+    DataVersion,
+    DataVersionError,
+    manifest_path,
+    read_manifest,
+)
+from sentiment_lora.operations.holdout_routing import HOLDOUT_FRACTION, route_rows
 from sentiment_lora.operations.ledger import now_utc
 from sentiment_lora.operations.locks import registry_lock
 from sentiment_lora.training.data import SPLIT_FILES, normalize_whitespace
@@ -43,14 +55,10 @@ from sentiment_lora.training.glue_tsv import (
     read_glue_tsv,
     split_lines,
 )
+from sentiment_lora.training.holdout import HOLDOUT_FILE
 
 TRAIN_FILE = SPLIT_FILES["train"]  # "train.tsv"
-VERSIONS_DIR = "versions"
-MANIFEST_FILE = "manifest.json"
-SCHEMA_VERSION = 1
 LOCK_TIMEOUT = 120.0  # seconds to wait for another addition to the same directory
-
-Origin = Literal["original", "data-add", "outside-edit"]
 
 
 def normalize_sentence(sentence: str) -> str:
@@ -62,44 +70,6 @@ def normalize_sentence(sentence: str) -> str:
     return normalize_whitespace(sentence).lower()
 
 
-class DataVersionError(UserError):
-    """The data directory cannot take new rows: a link, read-only, unwritable, or a broken
-    manifest."""
-
-
-class DataVersion(BaseModel):
-    """One recorded version of ``train.tsv``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    version: str = Field(pattern=r"^v\d{4,}$", description="v0001, v0002, ... in order")
-    time: str = Field(description="when it was recorded (ISO 8601, UTC)")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the file's bytes")
-    rows: int = Field(ge=1, description="data rows")
-    origin: Origin = Field(description="original file, `data add`, or changed by other means")
-    rows_added: int = Field(0, ge=0, description="rows appended by this version")
-    rows_relabelled: int = Field(0, ge=0, description="rows whose label this version changed")
-    source: str | None = Field(None, description="name of the file the rows came from")
-    source_sha256: str | None = Field(None, description="SHA-256 of that file")
-
-    @property
-    def file(self) -> str:
-        """Where the version's bytes are kept, relative to the data directory."""
-        return f"{VERSIONS_DIR}/train.{self.version}.tsv"
-
-
-class DataManifest(BaseModel):
-    """Every recorded version of a data directory's ``train.tsv``, oldest first."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    schema_version: int = SCHEMA_VERSION
-    versions: tuple[DataVersion, ...] = ()
-
-    @property
-    def latest(self) -> DataVersion | None:
-        """The newest version, or None when nothing is recorded."""
-        return self.versions[-1] if self.versions else None
-
-
 class DataUpdate(BaseModel):
     """What :func:`add_rows` changed (or, in a dry run, would change)."""
 
@@ -107,9 +77,11 @@ class DataUpdate(BaseModel):
     data_dir: str  # absolute
     source: str  # the file of new rows, as given
     rows_read: int
-    duplicates_in_train: int  # rows train.tsv already held
+    duplicates_in_train: int  # rows train.tsv (or holdout.tsv) already held
     duplicates_in_file: int  # rows repeated within the file
-    rows_added: int
+    rows_added: int  # to train.tsv
+    rows_held_out: int = 0  # new rows moved to holdout.tsv instead
+    holdout_rows_after: int = 0
     rows_relabelled: int  # train.tsv rows whose label changed (allow_relabel)
     rows_before: int
     rows_after: int
@@ -140,51 +112,8 @@ class _Plan(NamedTuple):
     archives: dict[str, bytes]  # version file (relative) -> bytes to write
     train_bytes: bytes
     old_train_bytes: bytes
-
-
-def manifest_path(data_dir: Path | str) -> Path:
-    """``<data_dir>/versions/manifest.json``."""
-    return Path(data_dir) / VERSIONS_DIR / MANIFEST_FILE
-
-
-def read_manifest(data_dir: Path | str) -> DataManifest:
-    """The manifest of ``data_dir`` (empty when none is recorded yet)."""
-    path = manifest_path(data_dir)
-    if not path.exists() and not path.is_symlink():
-        return DataManifest()
-    fix = "restore it from a backup or version control (it lists the versions in versions/)"
-    if not path.is_file():
-        raise DataVersionError(f"{path}: is not a file: {fix}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DataVersionError(f"{path}: cannot be read ({exc.strerror})") from None
-    try:
-        return DataManifest.model_validate_json(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        detail = f"{where}: {error['msg']}" if where else error["msg"]
-        raise DataVersionError(f"{path}: not a data manifest ({detail}): {fix}") from None
-
-
-def find_version(data_dir: Path | str, sha256: str) -> DataVersion | None:
-    """The recorded version whose SHA-256 is ``sha256`` or starts with it (8+ hex digits).
-
-    This names the data of any past run from the hash in its results
-    (``environment.data_hashes["train.tsv"]``). Raises ValueError on an ambiguous prefix.
-    """
-    if len(sha256) < 8:
-        raise ValueError(f"sha256: give at least 8 hex digits (got {sha256!r})")
-    matches = {v.sha256: v for v in read_manifest(data_dir).versions if v.sha256.startswith(sha256)}
-    if len(matches) > 1:
-        raise ValueError(f"sha256: {sha256!r} matches {len(matches)} versions")
-    return next(iter(matches.values()), None)
-
-
-def version_path(data_dir: Path | str, version: DataVersion) -> Path:
-    """The file holding ``version``'s bytes."""
-    return Path(data_dir) / version.file
+    holdout_bytes: bytes | None  # holdout.tsv after (None: there is none)
+    old_holdout_bytes: bytes | None
 
 
 def _writable(path: Path) -> bool:
@@ -313,68 +242,135 @@ def _new_bytes(raw: bytes, existing: list[_Row], match: _Match) -> tuple[bytes, 
     return body, len(changed)
 
 
+def _holdout_rows(
+    data_dir: Path, new_rows: list[_Row], new_file: Path
+) -> tuple[bytes | None, list[_Row], list[_Row]]:
+    """``holdout.tsv``'s bytes (None without one), its rows, and the rows of the file it does
+    not hold yet; a sentence it holds with the other label is refused (never relabelled)."""
+    path = data_dir / HOLDOUT_FILE
+    if not path.exists():
+        return None, [], new_rows
+    read_glue_tsv(path)  # the same rules as train.tsv
+    raw = path.read_bytes()
+    held = {normalize_sentence(r.sentence): r for r in _rows(_lines(raw))}
+    rest = []
+    for row in new_rows:
+        known = held.get(normalize_sentence(row.sentence))
+        if known is None:
+            rest.append(row)
+        elif known.label != row.label:
+            raise DataFormatError(
+                new_file,
+                f"sentence already in {path}:{known.line} with label {known.label}; the "
+                "holdout is never relabelled (edit it by hand if the label is wrong)",
+                row.line,
+            )
+    return raw, list(held.values()), rest
+
+
+def _append_lines(raw: bytes | None, rows: list[_Row]) -> bytes | None:
+    """``raw`` (a GLUE file, or None: a new one with the header) with ``rows`` appended."""
+    if not rows:
+        return raw
+    if raw is None:
+        raw = b"sentence\tlabel\n"
+    lines = _lines(raw)
+    eol = lines[0][len(line_content(lines[0])) :] or "\n"
+    if line_content(lines[-1]) == lines[-1]:
+        raw += eol.encode("utf-8")
+    return raw + "".join(f"{r.sentence}\t{r.label}{eol}" for r in rows).encode("utf-8")
+
+
 def _plan(
-    data_dir: Path, new_file: Path, new_rows: list[_Row], new_raw: bytes, allow_relabel: bool
+    data_dir: Path,
+    new_file: Path,
+    new_rows: list[_Row],
+    new_raw: bytes,
+    allow_relabel: bool,
+    holdout_fraction: float,
 ) -> _Plan:
-    """Read ``train.tsv`` and the manifest; work out the new bytes and versions."""
+    """Read ``train.tsv``, ``holdout.tsv`` and the manifest; work out the new bytes and
+    versions."""
     train = data_dir / TRAIN_FILE
     read_glue_tsv(train)  # the same rules as the pipeline
     raw = train.read_bytes()
     existing = _rows(_lines(raw))
+    old_holdout, held_rows, unheld = _holdout_rows(data_dir, new_rows, new_file)
     match = _match_rows(
-        existing, new_rows, train=train, new_file=new_file, allow_relabel=allow_relabel
+        existing, unheld, train=train, new_file=new_file, allow_relabel=allow_relabel
     )
+    added, to_holdout = route_rows(
+        match.added,
+        fraction=holdout_fraction,
+        key=lambda r: normalize_sentence(r.sentence),
+        label=lambda r: r.label,
+    )
+    match = match._replace(added=added, in_train=match.in_train + len(new_rows) - len(unheld))
     body, relabelled = _new_bytes(raw, existing, match)
+    holdout = _append_lines(old_holdout, to_holdout)
+    holdout_sha = _sha256(holdout) if holdout is not None else None
 
     manifest = read_manifest(data_dir)
     latest = manifest.latest
     previous = latest
-    if latest is None or latest.sha256 != _sha256(raw):  # first addition, or edited by hand
-        previous = DataVersion(
+    old_holdout_sha = _sha256(old_holdout) if old_holdout is not None else None
+    if latest is None or (latest.sha256, latest.holdout_sha256) != (_sha256(raw), old_holdout_sha):
+        previous = DataVersion(  # first addition, or edited by hand
             version=f"v{len(manifest.versions) + 1:04d}",
             time=now_utc(),
             sha256=_sha256(raw),
             rows=len(existing),
             origin="original" if latest is None else "outside-edit",
+            holdout_sha256=old_holdout_sha,
+            holdout_rows=len(held_rows),
         )
     recorded: list[DataVersion] = []
     archives: dict[str, bytes] = {}  # version file -> bytes to write
     version = None
-    if body != raw:
+    if body != raw or holdout != old_holdout:
         if previous is not latest:
             recorded.append(previous)
         if previous is not latest or not (data_dir / previous.file).is_file():
             archives[previous.file] = raw
+        if previous.holdout_file and old_holdout is not None:
+            archives.setdefault(previous.holdout_file, old_holdout)
         version = DataVersion(
             version=f"v{len(manifest.versions) + len(recorded) + 1:04d}",
             time=now_utc(),
             sha256=_sha256(body),
-            rows=len(existing) + len(match.added),
+            rows=len(existing) + len(added),
             origin="data-add",
-            rows_added=len(match.added),
+            rows_added=len(added),
             rows_relabelled=relabelled,
             source=new_file.name,
             source_sha256=_sha256(new_raw),
+            holdout_sha256=holdout_sha,
+            holdout_rows=len(held_rows) + len(to_holdout),
+            rows_held_out=len(to_holdout),
         )
         recorded.append(version)
         archives[version.file] = body
+        if version.holdout_file and holdout is not None:
+            archives[version.holdout_file] = holdout
     update = DataUpdate(
         data_dir=str(data_dir.resolve()),
         source=str(new_file),
         rows_read=len(new_rows),
         duplicates_in_train=match.in_train,
         duplicates_in_file=match.in_file,
-        rows_added=len(match.added),
+        rows_added=len(added),
+        rows_held_out=len(to_holdout),
+        holdout_rows_after=len(held_rows) + len(to_holdout),
         rows_relabelled=relabelled,
         rows_before=len(existing),
-        rows_after=len(existing) + len(match.added),
+        rows_after=len(existing) + len(added),
         previous=previous,
         version=version,
         recorded=tuple(recorded),
         dry_run=False,
     )
     new_manifest = DataManifest(versions=(*manifest.versions, *recorded))
-    return _Plan(update, new_manifest, archives, body, raw)
+    return _Plan(update, new_manifest, archives, body, raw, holdout, old_holdout)
 
 
 def add_rows(
@@ -383,46 +379,61 @@ def add_rows(
     *,
     allow_relabel: bool = False,
     dry_run: bool = False,
+    holdout_fraction: float = HOLDOUT_FRACTION,
 ) -> DataUpdate:
-    """Append the new rows of ``new_file`` to ``data_dir/train.tsv`` and record the version.
+    """Append the new rows of ``new_file`` to ``data_dir/train.tsv`` and record the version;
+    a stratified ``holdout_fraction`` of them goes to ``data_dir/holdout.tsv`` instead
+    (:mod:`.holdout_routing`), never trained on.
 
     Raises :class:`~sentiment_lora.training.data.DataFormatError` (``file:line: reason``) for a
     malformed file or a label conflict, and :class:`DataVersionError` for a directory that must
-    not be written (see :func:`check_data_dir`) or a write that fails; ``train.tsv`` and the
-    manifest are unchanged then. With ``dry_run`` nothing is written (not even the lock file)
-    and the result says what would change.
+    not be written (see :func:`check_data_dir`) or a write that fails; ``train.tsv``,
+    ``holdout.tsv`` and the manifest are unchanged then. With ``dry_run`` nothing is written
+    (not even the lock file) and the result says what would change.
     """
+    if not 0 <= holdout_fraction < 1:
+        raise UserError(
+            f"--holdout-fraction: must be at least 0 and below 1, got {holdout_fraction:g}"
+        )
     data_dir, new_file = check_data_dir(data_dir), Path(new_file)
     read_glue_tsv(new_file)
     new_raw = new_file.read_bytes()
     new_rows = _rows(_lines(new_raw))
+    plan_args = (new_file, new_rows, new_raw, allow_relabel, holdout_fraction)
     if dry_run:
-        plan = _plan(data_dir, new_file, new_rows, new_raw, allow_relabel)
+        plan = _plan(data_dir, *plan_args)
         return plan.update.model_copy(update={"dry_run": True})
     try:
         with registry_lock(data_dir, timeout=LOCK_TIMEOUT):
-            plan = _plan(data_dir, new_file, new_rows, new_raw, allow_relabel)
+            plan = _plan(data_dir, *plan_args)
             if plan.update.version is not None:
                 _write(data_dir, plan)
     except TimeoutError:
         raise
     except OSError as exc:
         raise DataVersionError(
-            f"{exc.filename or data_dir}: cannot write ({exc.strerror}); train.tsv and its "
-            "manifest are unchanged"
+            f"{exc.filename or data_dir}: cannot write ({exc.strerror}); train.tsv, "
+            "holdout.tsv and the manifest are unchanged"
         ) from None
     return plan.update
 
 
 def _write(data_dir: Path, plan: _Plan) -> None:
-    """Versions first, then train.tsv, then the manifest; train.tsv is put back if the
-    manifest cannot be written (an archived version the manifest does not list is harmless:
-    the next addition writes it again)."""
+    """Versions first, then holdout.tsv and train.tsv, then the manifest; both are put back if
+    the manifest cannot be written (an archived version the manifest does not list is
+    harmless: the next addition writes it again)."""
     for name, data in plan.archives.items():
         atomic_write_bytes(data_dir / name, data)
-    atomic_write_bytes(data_dir / TRAIN_FILE, plan.train_bytes)
+    holdout = data_dir / HOLDOUT_FILE
     try:
+        if plan.holdout_bytes is not None:
+            atomic_write_bytes(holdout, plan.holdout_bytes)
+        atomic_write_bytes(data_dir / TRAIN_FILE, plan.train_bytes)
         atomic_write_text(manifest_path(data_dir), plan.manifest.model_dump_json(indent=2) + "\n")
     except OSError:
         atomic_write_bytes(data_dir / TRAIN_FILE, plan.old_train_bytes)
+        if plan.old_holdout_bytes is not None:
+            atomic_write_bytes(holdout, plan.old_holdout_bytes)
+        elif plan.holdout_bytes is not None:
+            holdout.unlink(missing_ok=True)
         raise
