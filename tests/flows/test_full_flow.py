@@ -105,8 +105,13 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     )
 
     # Real learning: far above the 0.51 majority class on validation and on the 872 test rows.
+    # Validation holds whole sentences none of whose phrases were trained on, so it scores like
+    # test (0.72 here), not like the leaky random split's phrases did (0.75+).
     best = next(e for e in experiments if e["name"] == summary["best_config"]["name"])
-    assert best["validation_metrics"]["accuracy"] >= 0.75
+    assert best["validation_metrics"]["accuracy"] >= 0.65
+    assert summary["data"]["validation_inside_train"] == 0
+    assert summary["data"]["test_inside_train"] <= 2
+    assert summary["data"]["counts"]["removed_inside_validation"] > 1000
     assert summary["test_metrics"]["accuracy"] >= 0.72
     assert summary["test_metrics"]["auc_roc"] >= 0.8
 

@@ -83,6 +83,13 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> 
     assert not diff["first_run"] and not diff["test_set_changed"]
     assert summary["champion"]["champion"]["run_id"] == first.name
     assert summary["champion"]["reasons"]  # every reason the gate used
+    # the data changed, so the gate judged non-inferiority, and counted its use of the test set
+    gate = summary["champion"]
+    assert (gate["rule_option"], gate["rule"], gate["margin"]) == ("auto", "non-inferiority", 0.01)
+    assert [c["test_set"] for c in gate["checks"]] == ["test"] and gate["test_set_decisions"] == 1
+    ledger = read_ledger(tmp_path / "registry")
+    assert ledger[0].test_set_hash == ledger[1].test_set_hash is not None
+    assert (ledger[0].gate_rule, ledger[1].gate_rule) == (None, "non-inferiority")
     assert [h["run_id"] for h in summary["history"]] == [first.name, second.name]
     assert (second / "trend.png").is_file()
     assert [r.run_id for r in read_ledger(tmp_path / "registry")] == [first.name, second.name]
@@ -93,3 +100,5 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> 
     assert f"train.tsv 3,000 3,500 {ADDED:,} {REMOVED:,} {RELABELLED:,}" in text
     assert "Did it drift?" in text and "Every run so far" in text
     assert "Decision:" in text
+    assert "Rule: non-inferiority (option auto); margin 0.010 macro-F1; test:" in text
+    assert "this test set has now served 1 gate decision." in text

@@ -225,3 +225,33 @@ def test_list_runs_newest_first_skipping_partial_latest_and_incomplete(tmp_path:
     assert (runs[0].has_pdf, runs[0].has_html) == (True, False)
     assert runs[2].best_config is None and RESULTS_FILE in (runs[2].error or "")
     assert list_runs(tmp_path / "no-such-dir") == []
+
+
+def test_the_data_section_shows_the_sentence_split_and_the_leak_counts() -> None:
+    from sentiment_lora.reporting.model_sections import data_context
+
+    old = load_results(FIXTURE)  # a run from before the sentence-level split
+    before = data_context(old)
+    assert any(s["step"].startswith("stratified 15% validation split") for s in before["steps"])
+    assert "was not checked" in before["overlap_sentence"]
+    counts = {
+        "train_raw": 67349, "test_raw": 872, "root_sentences": 6885,
+        "removed_inside_validation": 10281, "removed_min_words": 8488,
+        "train_after_split": 47580, "validation_after_split": 1000, "removed_by_train_cap": 35580,
+        "train": 12000, "validation": 1000, "test": 872,
+    }  # fmt: skip
+    data = old.data.model_copy(
+        update={"counts": counts, "validation_inside_train": 0, "test_inside_train": 2}
+    )
+    context = data_context(old.model_copy(update={"data": data}))
+    rows = [(s["step"], s["removed"], s["remaining"]) for s in context["steps"]]
+    assert rows[:5] == [
+        ("read train.tsv", "", "67,349"),
+        ("hold out 1,000 of 6,885 root sentences (inside no other row), stratified, seed 42",
+         "", "1,000"),
+        ("drop training rows inside a validation sentence", "10,281", "56,068"),
+        ("drop sentences under 3 words", "8,488", "47,580"),
+        ("cap at max_train_samples = 1,500", "35,580", "12,000"),  # the fixture's config
+    ]  # fmt: skip
+    assert not any("validation split" in step for step, _, _ in rows)
+    assert "0 of 1,000 validation rows and 2 of 872 test rows" in context["overlap_sentence"]

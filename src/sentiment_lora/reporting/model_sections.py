@@ -36,12 +36,13 @@ def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[s
                 fmt.integer(n_validation),
             )
         )
+        left = train_raw - n_validation - inside if train_raw is not None else None
         steps.append(
             (
                 "drop training rows inside a validation sentence",
                 "train",
                 fmt.integer(inside),
-                "",
+                fmt.integer(left) if left is not None else "",
             )
         )
     removed_short = take("removed_min_words")
