@@ -16,8 +16,9 @@ from sentiment_lora.evidence.collect import (
 )
 from sentiment_lora.format_numbers import num, sig, signed
 from sentiment_lora.training.data import PreparedData, read_split
-from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
+from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.lora import TrainingResult
+from sentiment_lora.training.scoring import evaluate_saved_model
 from tasks.caching import CACHED, baselines_cache_key, inputs_cache_key, validation_cache_key
 
 

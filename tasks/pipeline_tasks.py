@@ -32,8 +32,10 @@ from sentiment_lora.training.ensemble import (
     is_ensemble_dir,
     write_ensemble,
 )
-from sentiment_lora.training.evaluation import Evaluation, evaluate_saved_model
-from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
+from sentiment_lora.training.evaluation import Evaluation
+from sentiment_lora.training.lora import TrainingResult, train_lora
+from sentiment_lora.training.scoring import evaluate_saved_model
+from sentiment_lora.training.selection import select_best
 from tasks.caching import (
     CACHED,
     adapter_complete,

@@ -25,10 +25,12 @@ from sentiment_lora.training.ensemble import (
     weights_identity,
     write_ensemble,
 )
-from sentiment_lora.training.evaluation import evaluate_probabilities, evaluate_saved_model
+from sentiment_lora.training.evaluation import evaluate_probabilities
 from sentiment_lora.training.inference import EnsembleAnalyzer, SentimentAnalyzer, load_analyzer
-from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
+from sentiment_lora.training.lora import TrainingResult, train_lora
 from sentiment_lora.training.modeling import ModelLoadError
+from sentiment_lora.training.scoring import evaluate_saved_model
+from sentiment_lora.training.selection import select_best
 
 FP32 = {"device": "cpu", "precision": "fp32"}
 SENTENCES = ["a truly great and moving film", "boring from start to finish", "an odd one"]

@@ -11,7 +11,8 @@ import sentiment_lora.training.lora as lora
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.training.data import prepare_sst2
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO
-from sentiment_lora.training.lora import TrainingResult, select_best, train_lora
+from sentiment_lora.training.lora import TrainingResult, train_lora
+from sentiment_lora.training.selection import select_best
 
 
 def _result(name: str, *, f1: float, accuracy: float, trainable: int) -> TrainingResult:

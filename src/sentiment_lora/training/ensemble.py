@@ -24,8 +24,9 @@ from sentiment_lora.io import atomic_write_json
 from sentiment_lora.paths import safe_name
 from sentiment_lora.training.data import sha256_file
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
-from sentiment_lora.training.lora import TrainingResult, selection_key
+from sentiment_lora.training.lora import TrainingResult
 from sentiment_lora.training.modeling import DAMAGED_HINT, ModelLoadError, read_json_object
+from sentiment_lora.training.selection import selection_key
 
 ENSEMBLE_FILE = "ensemble.json"
 MEMBERS_DIR = "members"

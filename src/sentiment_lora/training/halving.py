@@ -12,7 +12,8 @@ grid the first rung could not tell the configs apart (bench/RESULTS.md, issue 16
 """
 
 from sentiment_lora.config import LoraHyperparams
-from sentiment_lora.training.lora import TrainingResult, select_best
+from sentiment_lora.training.lora import TrainingResult
+from sentiment_lora.training.selection import select_best
 
 
 def first_rungs(

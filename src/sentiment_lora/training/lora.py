@@ -448,19 +448,3 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
         log.warning("removing incomplete checkpoint %s", last)
         shutil.rmtree(last)
     return None
-
-
-def selection_key(result: TrainingResult) -> tuple[float, float, int]:
-    """Validation macro-F1, then accuracy, then fewer trainable parameters: higher is better."""
-    return (
-        result.validation_metrics[F1_MACRO],
-        result.validation_metrics[ACCURACY],
-        -result.trainable_parameters,
-    )
-
-
-def select_best(results: list[TrainingResult]) -> TrainingResult:
-    """Best config by :func:`selection_key` (an ensemble candidate competes like a config)."""
-    if not results:
-        raise ValueError("results: no trained configs to select from")
-    return max(results, key=selection_key)
