@@ -39,7 +39,7 @@ from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
-from sentiment_lora.paths import new_run_id
+from sentiment_lora.paths import PDF_FILE, RESULTS_FILE, new_run_id
 from sentiment_lora.training.data import PreparedData
 from sentiment_lora.training.ensemble import top_k
 from sentiment_lora.training.halving import first_rungs, merge, promoted
@@ -301,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = sst2_lora_pipeline(**parameters)
     except UserError as exc:
         return report_input_error(exc, debug)
-    print(f"results: {run_dir}/fine_tuning_results.json")
-    print(f"report:  {run_dir}/report.pdf")
+    print(f"results: {Path(run_dir) / RESULTS_FILE}")
+    print(f"report:  {Path(run_dir) / PDF_FILE}")
     return 0
 
 

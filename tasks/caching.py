@@ -16,6 +16,13 @@ from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
 from sentiment_lora.errors import UserError
 from sentiment_lora.evidence.data_snapshot import SNAPSHOT_FILE
 from sentiment_lora.fingerprint import code_version, fingerprint
+from sentiment_lora.paths import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    FULL_WEIGHTS,
+    METADATA_FILE,
+    MODEL_CONFIG,
+)
 from sentiment_lora.training.data import PreparedData, sha256_file, source_fingerprint
 from sentiment_lora.training.ensemble import weights_identity
 from sentiment_lora.training.lora import (
@@ -25,7 +32,6 @@ from sentiment_lora.training.lora import (
     TrainingResult,
 )
 from sentiment_lora.training.modeling import (
-    METADATA_FILE,
     model_fingerprint,
     pick_device,
     resolve_precision,
@@ -51,8 +57,8 @@ def retry_unless_user_error(task: Any, task_run: Any, state: Any) -> bool:
 # ensemble_top_k only adds a candidate built from the trained configs.
 _RUNTIME_ONLY = {"max_parallel", "eval_batch_size", "first_rung_epochs", "ensemble_top_k"}
 _PREPARED_FILES = ("train.parquet", "validation.parquet", "test.parquet")
-_ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json", METADATA_FILE)
-_FULL_MODEL_FILES = ("model.safetensors", "config.json", METADATA_FILE)
+_ADAPTER_FILES = (ADAPTER_WEIGHTS, ADAPTER_CONFIG, METADATA_FILE)
+_FULL_MODEL_FILES = (FULL_WEIGHTS, MODEL_CONFIG, METADATA_FILE)
 
 
 def prepared_dir(workdir: str, config: DataConfig) -> Path:

@@ -97,7 +97,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run's model (or a model directory) to ONNX, optionally int8-quantized."""
-    from sentiment_lora.deployment.onnx_export import METADATA_FILE, export_onnx
+    from sentiment_lora.deployment.onnx_export import export_onnx
+    from sentiment_lora.paths import METADATA_FILE
 
     source = Path(args.run_dir)
     model_dir = source / MODEL_DIR if (source / MODEL_DIR).is_dir() else source

@@ -15,6 +15,15 @@ PDF_FILE = "report.pdf"
 MODEL_DIR = "model"
 DATA_SNAPSHOT_DIR = "data_snapshot"  # the run's data (sentiment_lora.evidence.data_snapshot)
 LATEST = "latest"
+
+# The files of a model directory (a run's model/, a registry version's, a Trainer output).
+ADAPTER_WEIGHTS = "adapter_model.safetensors"  # a LoRA adapter (and the trained head)
+ADAPTER_CONFIG = "adapter_config.json"
+FULL_WEIGHTS = "model.safetensors"  # a fully fine-tuned model, or a base model
+MODEL_CONFIG = "config.json"
+METADATA_FILE = "sentiment_lora.json"  # what this project records about any model it saves
+ENSEMBLE_FILE = "ensemble.json"  # an ensemble: members/<config>/ plus this file
+ENSEMBLE_MEMBERS_DIR = "members"
 _SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

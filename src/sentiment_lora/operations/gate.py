@@ -34,7 +34,6 @@ from sentiment_lora.operations.ledger import (
 )
 from sentiment_lora.operations.locks import registry_lock
 from sentiment_lora.operations.registry import (
-    ADAPTER_WEIGHTS,
     ModelRecord,
     ModelSummary,
     champion_model_dir,
@@ -42,6 +41,7 @@ from sentiment_lora.operations.registry import (
     read_champion_version,
 )
 from sentiment_lora.operations.triggers import Trigger
+from sentiment_lora.paths import ADAPTER_WEIGHTS
 from sentiment_lora.training.data import DECISION_THRESHOLD
 from sentiment_lora.training.ensemble import weights_identity
 from sentiment_lora.training.evaluation import Evaluation

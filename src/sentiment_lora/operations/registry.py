@@ -46,7 +46,6 @@ VERSIONS_DIR = "versions"
 VERSION_MODEL_DIR = "model"
 VERSION_RECORD_FILE = "record.json"
 VERSION_SNAPSHOT_DIR = DATA_SNAPSHOT_DIR  # the champion's data, for the next run's data diff
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 LEGACY_REASON = "promoted before the registry kept versions"
 _VERSION_NAME = re.compile(r"^v(\d{4,})$")
 _JSON_OBJECT = TypeAdapter(dict[str, JsonValue])

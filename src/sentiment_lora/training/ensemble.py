@@ -21,17 +21,22 @@ from sklearn.metrics import log_loss
 
 from sentiment_lora.errors import validation_message
 from sentiment_lora.io import atomic_write_json
-from sentiment_lora.paths import safe_name
+from sentiment_lora.paths import (
+    ADAPTER_WEIGHTS,
+    ENSEMBLE_FILE,
+    ENSEMBLE_MEMBERS_DIR,
+    FULL_WEIGHTS,
+    safe_name,
+)
 from sentiment_lora.training.data import sha256_file
 from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
 from sentiment_lora.training.lora import TrainingResult
 from sentiment_lora.training.modeling import DAMAGED_HINT, ModelLoadError, read_json_object
 from sentiment_lora.training.selection import selection_key
 
-ENSEMBLE_FILE = "ensemble.json"
-MEMBERS_DIR = "members"
+MEMBERS_DIR = ENSEMBLE_MEMBERS_DIR
 # Weight files that identify a model directory, in the order they are looked for.
-_WEIGHT_FILES = ("adapter_model.safetensors", "model.safetensors")
+_WEIGHT_FILES = (ADAPTER_WEIGHTS, FULL_WEIGHTS)
 
 
 class EnsembleMember(BaseModel):

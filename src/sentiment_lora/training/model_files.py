@@ -10,6 +10,7 @@ from pathlib import Path
 from peft import PeftConfig
 from pydantic import BaseModel, ConfigDict
 
+from sentiment_lora.paths import ADAPTER_CONFIG, ADAPTER_WEIGHTS, METADATA_FILE
 from sentiment_lora.training.ensemble import (
     ENSEMBLE_FILE,
     MEMBERS_DIR,
@@ -18,7 +19,6 @@ from sentiment_lora.training.ensemble import (
 )
 from sentiment_lora.training.modeling import (
     DAMAGED_HINT,
-    METADATA_FILE,
     ModelLoadError,
     ModelMetadata,
     check_weights,
@@ -26,13 +26,10 @@ from sentiment_lora.training.modeling import (
     read_model_metadata,
 )
 from sentiment_lora.training.portable_base import (
-    ADAPTER_CONFIG,
     BaseReference,
     check_base_name,
     read_adapter_base,
 )
-
-ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 class ModelDirectory(BaseModel):

@@ -27,6 +27,7 @@ from transformers import (
 
 from sentiment_lora.config import PRECISIONS, LoraHyperparams, TrainConfig
 from sentiment_lora.errors import UserError, validation_message
+from sentiment_lora.paths import METADATA_FILE, MODEL_CONFIG
 from sentiment_lora.training.data import LABEL_NAMES
 
 log = logging.getLogger(__name__)
@@ -67,9 +68,9 @@ def resolve_model_source(model: str) -> str:
     if path.exists():
         if not path.is_dir():
             raise ModelLoadError(f"model: {path} is a file, not a model directory")
-        if not (path / "config.json").is_file():
+        if not (path / MODEL_CONFIG).is_file():
             raise ModelLoadError(f"model: {path} is not a model directory (no config.json)")
-        read_json_object(path / "config.json")
+        read_json_object(path / MODEL_CONFIG)
         return str(path.resolve())
     if _is_local_path(model):
         raise ModelLoadError(f"model: {model}: no such model directory")
@@ -93,7 +94,7 @@ def model_fingerprint(model: str) -> str:
     path = Path(source)
     if not path.is_dir():
         return f"hub:{source}"
-    digest = hashlib.sha256((path / "config.json").read_bytes())
+    digest = hashlib.sha256((path / MODEL_CONFIG).read_bytes())
     for weights in sorted(path.glob("*.safetensors")):
         digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return f"dir:{digest.hexdigest()[:16]}"
@@ -264,9 +265,6 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if fast_bf16_available(device) else "fp32"
     return precision
-
-
-METADATA_FILE = "sentiment_lora.json"
 
 
 class ModelMetadata(BaseModel):

@@ -32,6 +32,7 @@ from pathlib import Path
 from peft import PeftModel
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from sentiment_lora.paths import ADAPTER_CONFIG, FULL_WEIGHTS, MODEL_CONFIG
 from sentiment_lora.training.data import LABEL_NAMES, sha256_file
 from sentiment_lora.training.modeling import (
     DAMAGED_HINT,
@@ -55,8 +56,7 @@ REGISTER_BASE_COMMAND = (
     'python -c "from sentiment_lora.training.portable_base import register_embedded_base; '
     'register_embedded_base()"'
 )
-_LINKED_FILES = ("model.safetensors",)  # the tokenizer loads from the model directory
-ADAPTER_CONFIG = "adapter_config.json"
+_LINKED_FILES = (FULL_WEIGHTS,)  # the tokenizer loads from the model directory
 
 
 class BaseReference(BaseModel):
@@ -91,7 +91,7 @@ def _is_embedded_copy(source: str) -> bool:
 
 def _embedded_base_config() -> bytes:
     """The packaged ``config.json`` plus our label names, as canonical JSON bytes."""
-    config = json.loads((embedded_model_path() / "config.json").read_text(encoding="utf-8"))
+    config = json.loads((embedded_model_path() / MODEL_CONFIG).read_text(encoding="utf-8"))
     config["id2label"] = {str(i): name for i, name in enumerate(LABEL_NAMES)}
     config["label2id"] = {name: i for i, name in enumerate(LABEL_NAMES)}
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode()
@@ -99,7 +99,7 @@ def _embedded_base_config() -> bytes:
 
 def _embedded_base_blobs() -> dict[str, str]:
     """File name -> sha256 of its content, for every file of the registered snapshot."""
-    blobs = {"config.json": hashlib.sha256(_embedded_base_config()).hexdigest()}
+    blobs = {MODEL_CONFIG: hashlib.sha256(_embedded_base_config()).hexdigest()}
     blobs.update({name: sha256_file(embedded_model_path() / name) for name in _LINKED_FILES})
     return blobs
 
@@ -169,13 +169,13 @@ def check_base_name(name: str, *, where: str) -> None:
         return
     path = Path(name)
     if path.is_absolute():
-        if not (path / "config.json").is_file():
+        if not (path / MODEL_CONFIG).is_file():
             what = "is not a model directory" if path.is_dir() else "does not exist"
             raise ModelLoadError(
                 f"{where}: the base model {name} {what} on this machine; copy the base model "
                 "there (or edit the path), or retrain"
             )
-        read_json_object(path / "config.json")
+        read_json_object(path / MODEL_CONFIG)
         return
     if ".." in path.parts or name.startswith((".", "~")):
         raise ModelLoadError(
@@ -208,7 +208,7 @@ def register_embedded_base(cache_dir: Path | str | None = None) -> Path:
     (repo / "blobs").mkdir(exist_ok=True)
     for name, sha in blobs.items():
         blob = repo / "blobs" / sha
-        if name == "config.json":
+        if name == MODEL_CONFIG:
             config = _embedded_base_config()
             if blob.is_symlink() or not blob.is_file() or blob.read_bytes() != config:
                 atomic_write_text(blob, config.decode())
