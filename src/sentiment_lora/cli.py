@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import DataConfig, RunOptions
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
+from sentiment_lora.format_numbers import num
 from sentiment_lora.operations.events import (
     CHAMPION_ROLLED_BACK,
     DATA_RESOURCE,
@@ -141,8 +142,8 @@ def _ledger_row(record: LedgerRecord) -> list[str]:
         record.run_id,
         record.triggered_by,
         record.best_config,
-        f"{record.test_accuracy:.4f}",
-        f"{record.test_f1_macro:.4f}",
+        f"{num(record.test_accuracy)}",
+        f"{num(record.test_f1_macro)}",
         record.gate,
         record.champion_version or "-",
     ]
@@ -187,8 +188,8 @@ def cmd_champion_list(args: argparse.Namespace) -> int:
             v.version,
             v.run_id,
             v.config_name,
-            f"{v.test_accuracy:.4f}",
-            f"{v.test_f1_macro:.4f}",
+            f"{num(v.test_accuracy)}",
+            f"{num(v.test_f1_macro)}",
             v.promoted_at or "-",
         ]
         for v in versions
@@ -219,7 +220,7 @@ def cmd_champion_rollback(args: argparse.Namespace) -> int:
     change = champion.became_champion
     print(
         f"champion: {champion.version} (run {champion.run_id}, config {champion.config_name}, "
-        f"test macro-F1 {champion.test_f1_macro:.4f}), was {change.previous_version or '-'}"
+        f"test macro-F1 {num(champion.test_f1_macro)}), was {change.previous_version or '-'}"
     )
     print(f"reason: {change.reason}")
     if url := api_url():  # for the alerts (alerts.yaml)

@@ -23,7 +23,7 @@ from sentiment_lora.evidence.stats import (
     compare_models,
     pairwise_mcnemar_holm,
 )
-from sentiment_lora.format_numbers import sig
+from sentiment_lora.format_numbers import pvalue
 from sentiment_lora.training.evaluation import Evaluation
 
 
@@ -92,17 +92,17 @@ def compare_configs(
     ]
     if q.pvalue >= alpha:
         conclusion = (
-            f"Cochran's Q p={sig(q.pvalue)} >= {alpha}: the configs' test accuracies are not "
+            f"Cochran's Q p={pvalue(q.pvalue)} >= {alpha}: the configs' test accuracies are not "
             f"distinguishable; '{best}' is best on validation but not provably better on test"
         )
     elif differs:
         conclusion = (
-            f"Cochran's Q p={sig(q.pvalue)}: the configs differ; '{best}' is significantly "
+            f"Cochran's Q p={pvalue(q.pvalue)}: the configs differ; '{best}' is significantly "
             f"different (Holm) from {', '.join(differs)}"
         )
     else:
         conclusion = (
-            f"Cochran's Q p={sig(q.pvalue)}: the configs differ, but no pairwise difference "
+            f"Cochran's Q p={pvalue(q.pvalue)}: the configs differ, but no pairwise difference "
             f"involving '{best}' survives Holm correction"
         )
     return ConfigComparison(

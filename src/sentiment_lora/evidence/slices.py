@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, computed_field
 
 from sentiment_lora.evidence.error_analysis import PATTERNS, count_words, tag_patterns
 from sentiment_lora.evidence.stats import McNemarResult, holm_adjust, mcnemar_test, verdict
-from sentiment_lora.format_numbers import num, sig
+from sentiment_lora.format_numbers import num, pvalue
 from sentiment_lora.training.data import DECISION_THRESHOLD
 
 SliceKind = Literal["pattern", "length", "confidence"]
@@ -271,6 +271,6 @@ def slice_gate_reasons(comparison: SliceComparison) -> list[str]:
     by_name = {s.name: s for s in comparison.slices}
     return [
         f"slice '{s.name}' regressed: accuracy {num(s.champion_accuracy, 2)} -> "
-        f"{num(s.challenger_accuracy, 2)} (n = {s.n}), Holm p = {sig(s.pvalue_holm)}"
+        f"{num(s.challenger_accuracy, 2)} (n = {s.n}), Holm p = {pvalue(s.pvalue_holm)}"
         for s in (by_name[name] for name in comparison.regressions)
     ]

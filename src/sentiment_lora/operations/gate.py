@@ -19,7 +19,7 @@ from sentiment_lora.config import GateRule
 from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.evidence.slices import SliceComparison, compare_slices, slice_gate_reasons
 from sentiment_lora.evidence.stats import McNemarResult, mcnemar_test
-from sentiment_lora.format_numbers import num, sig
+from sentiment_lora.format_numbers import num, pvalue
 from sentiment_lora.operations.gate_rules import (
     AppliedRule,
     RuleCheck,
@@ -234,7 +234,7 @@ def decide(
     test = mcnemar_test(chall_correct, champ_correct)
     champ_acc = sum(champ_correct) / len(champ_correct)
     overall = (
-        f"two-sided McNemar p={sig(test.pvalue)} (accuracy {num(challenger.test_accuracy)} "
+        f"two-sided McNemar p={pvalue(test.pvalue)} (accuracy {num(challenger.test_accuracy)} "
         f"vs {num(champ_acc)})"
     )
     slices = None

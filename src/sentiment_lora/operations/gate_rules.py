@@ -24,7 +24,7 @@ from sentiment_lora.evidence.stats import (
     bootstrap_difference,
     mcnemar_one_sided,
 )
-from sentiment_lora.format_numbers import num, sig
+from sentiment_lora.format_numbers import num, pvalue
 
 AppliedRule = Literal["superiority", "non-inferiority"]
 
@@ -72,7 +72,7 @@ def check_superiority(
     passed = test.pvalue < alpha
     verdict = "significantly better" if passed else "not significantly better"
     reason = (
-        f"{verdict} than the champion on {test_set} (one-sided McNemar p={sig(test.pvalue)}"
+        f"{verdict} than the champion on {test_set} (one-sided McNemar p={pvalue(test.pvalue)}"
         f"{' <' if passed else ' >='} {alpha}; {only_challenger} sentences only the challenger "
         f"gets right, {only_champion} only the champion)"
     )

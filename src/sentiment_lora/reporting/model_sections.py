@@ -9,6 +9,7 @@ from typing import Any
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.reporting import format as fmt
 from sentiment_lora.reporting.results import DataSummary, Experiment, RunSummary
+from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO
 
 
 def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[str]]:
@@ -185,8 +186,8 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
             {
                 "name": e.name,
                 "is_best": e.name == best,
-                "val_accuracy": fmt.num(validation.get("accuracy")),
-                "val_f1": fmt.num(validation.get("f1_macro")),
+                "val_accuracy": fmt.num(validation.get(ACCURACY)),
+                "val_f1": fmt.num(validation.get(F1_MACRO)),
                 "val_loss": fmt.num(validation.get("loss")),
                 "best_epoch": fmt.plain(e.best_epoch) if not e.members else "",
                 "epochs_trained": _epochs_trained(e) if not e.members else "",
