@@ -24,7 +24,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's code, also where it is not installed
 
 import numpy as np  # noqa: E402
+from levers_table import fmt_value, render_table  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 from sentiment_lora.config import (  # noqa: E402
@@ -262,96 +262,6 @@ def ensemble_run(runs: Sequence[LeverRun], *, size: int = ENSEMBLE_SIZE) -> Leve
     )
 
 
-def seed_spread(runs: Sequence[LeverRun]) -> list[dict[str, object]]:
-    """Per config with two or more finished seeds: test accuracy mean, sd, min, max."""
-    by_name: dict[str, list[LeverRun]] = {}
-    for r in runs:
-        if r.error is None and r.seed is not None and r.test_accuracy is not None:
-            by_name.setdefault(r.name, []).append(r)
-    return [
-        {
-            "name": name,
-            "seeds": [r.seed for r in group],
-            "test_accuracy_mean": statistics.fmean(accs := [r.test_accuracy for r in group]),
-            "test_accuracy_sd": statistics.stdev(accs),
-            "test_accuracy_min": min(accs),
-            "test_accuracy_max": max(accs),
-            "val_accuracy_mean": statistics.fmean(r.val_accuracy or 0.0 for r in group),
-        }
-        for name, group in by_name.items()
-        if len(group) >= 2
-    ]
-
-
-def _fmt(value: object, digits: int = 4) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def render_table(runs: Sequence[LeverRun], header: Sequence[str] = ()) -> str:
-    """The markdown report: one row per run (the ensemble last), then the spread over seeds."""
-    lines = [*header, ""] if header else []
-    lines += [
-        "| name | lever | seed | val acc | test acc | test macro-F1 | train s | examples/s "
-        "| trainable params | test inference s | device |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    columns = 11
-    for r in runs:
-        if r.error is not None:
-            cells = [r.name, r.lever, str(r.seed), f"failed: {r.error}", *[""] * (columns - 4)]
-            lines.append("| " + " | ".join(cells) + " |")
-            continue
-        inference = _fmt(r.test_inference_seconds, 2)
-        if r.forward_passes > 1:
-            inference += f" ({r.forward_passes} forward passes)"
-        cells = [
-            r.name,
-            r.lever,
-            "-" if r.seed is None else str(r.seed),
-            _fmt(r.val_accuracy),
-            _fmt(r.test_accuracy),
-            _fmt(r.test_f1_macro),
-            _fmt(r.train_seconds, 1),
-            _fmt(r.examples_per_second, 1),
-            _fmt(r.trainable_parameters),
-            inference,
-            f"{r.device} {r.precision}".strip(),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    spread = seed_spread(runs)
-    if spread:
-        lines += [
-            "",
-            "Spread over seeds (test accuracy; the data split is the same for every seed):",
-            "",
-            "| name | seeds | mean | sd | min | max | val acc mean |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for s in spread:
-            cells = [
-                str(s["name"]),
-                ",".join(map(str, s["seeds"])),  # type: ignore[call-overload]
-                *(
-                    _fmt(s[k])
-                    for k in (
-                        "test_accuracy_mean",
-                        "test_accuracy_sd",
-                        "test_accuracy_min",
-                        "test_accuracy_max",
-                        "val_accuracy_mean",
-                    )
-                ),
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", force=True
@@ -507,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     len(runs),
                     len(jobs),
                     run.label,
-                    _fmt(run.test_accuracy),
+                    fmt_value(run.test_accuracy),
                 )
                 _write(out, runs, header)  # partial results survive a timeout
     ensemble = ensemble_run(runs)

@@ -35,13 +35,12 @@ def row(summary: RunSummary) -> str:
     minutes = flow_minutes(summary)
     data = summary.data
     leaks = f"{data.validation_inside_train} / {data.test_inside_train}"
+    minutes_text = f"{minutes:.1f}" if minutes is not None else "n/a"
     return (
         f"| {summary.run_id} | {summary.profile} | {summary.training.seed} | "
         f"{summary.training.precision} | {data.counts.get('train', 0):,} | {best} | "
         f"{validation:.4f} | {test:.4f} | {100 * (validation - test):+.1f} | {leaks} | "
-        f"{minutes:.1f} | {configs} |"
-        if minutes is not None
-        else f"| {summary.run_id} | ... |"
+        f"{minutes_text} | {configs} |"
     )
 
 

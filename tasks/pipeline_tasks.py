@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.evidence.data_diff import DataDiff
-from sentiment_lora.operations.gate import GateDecision, run_record
+from sentiment_lora.operations.gate import GateDecision
 from sentiment_lora.operations.ledger import read_ledger
+from sentiment_lora.operations.run_records import run_record
 from sentiment_lora.paths import publish_run
 from sentiment_lora.reporting.environment import environment_info
 from sentiment_lora.reporting.render import render_report

@@ -17,7 +17,6 @@ from sentiment_lora.config import GateRule, TrainConfig
 from sentiment_lora.deployment.export_check import check_export
 from sentiment_lora.operations.gate import (
     GateDecision,
-    append_run_record,
     challenge_champion,
     gate_markdown,
     hash_test_set,
@@ -26,6 +25,7 @@ from sentiment_lora.operations.gate import (
 )
 from sentiment_lora.operations.ledger import RunLedgerRecord, decisions_on_test_set, read_ledger
 from sentiment_lora.operations.registry import VersionRecord, promote
+from sentiment_lora.operations.run_records import append_run_record
 from sentiment_lora.operations.triggers import Trigger, classify_trigger
 from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
 from sentiment_lora.training.data import PreparedData, read_split, train_data_hash
@@ -135,7 +135,7 @@ def ledger_fields(
     best_test: Evaluation,
     decision: GateDecision | None,
 ) -> dict[str, Any]:
-    """The fields of a run's ledger record (see ``operations.gate.run_record``)."""
+    """The fields of a run's ledger record (see ``operations.run_records.run_record``)."""
     sentences = read_split(prepared.test_path)["sentence"].tolist()
     return {
         "run_id": run_id,

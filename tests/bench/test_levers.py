@@ -13,10 +13,9 @@ from levers import (  # noqa: E402
     LEVERS,
     LeverRun,
     ensemble_run,
-    render_table,
-    seed_spread,
     select_levers,
 )
+from levers_table import render_table, seed_spread  # noqa: E402
 
 from sentiment_lora.config import GRIDS  # noqa: E402
 from sentiment_lora.training.evaluation import evaluate_probabilities  # noqa: E402

@@ -87,8 +87,8 @@ def test_predict_without_model_dir_loads_the_champion(
 
 def _registry_with_runs(registry: Path, tmp_path: Path) -> None:
     """Two promoted versions (a, b) and their runs in the ledger."""
-    from sentiment_lora.operations.gate import append_run_record
     from sentiment_lora.operations.registry import ModelRecord, promote
+    from sentiment_lora.operations.run_records import append_run_record
 
     for name, f1 in (("a", 0.81), ("b", 0.86)):
         model = tmp_path / f"model-{name}"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sentiment_lora.operations.gate import append_run_record, decide, gate_outcome
+from sentiment_lora.operations.gate import decide
 from sentiment_lora.operations.ledger import (
     LedgerError,
     RollbackLedgerRecord,
@@ -18,6 +18,7 @@ from sentiment_lora.operations.ledger import (
     read_ledger,
 )
 from sentiment_lora.operations.registry import ModelRecord, promote
+from sentiment_lora.operations.run_records import append_run_record, gate_outcome
 
 LABELS = [1, 0] * 10
 

@@ -129,8 +129,8 @@ def test_a_damaged_run_is_listed_as_damaged(reports: Path, client: TestClient) -
 
 
 def test_index_shows_the_trend_and_marks_the_champion(reports: Path, tmp_path: Path) -> None:
-    from sentiment_lora.operations.gate import append_run_record
     from sentiment_lora.operations.registry import ModelRecord, promote
+    from sentiment_lora.operations.run_records import append_run_record
 
     registry = tmp_path / "registry"
     for run_id, accuracy in ((OLD, 0.80), (NEW, 0.78)):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sentiment_lora.cli import main
-from sentiment_lora.operations.gate import append_run_record, decide
+from sentiment_lora.operations.gate import decide
 from sentiment_lora.operations.ledger import RollbackLedgerRecord, read_ledger
 from sentiment_lora.operations.locks import registry_lock
 from sentiment_lora.operations.registry import (
@@ -22,6 +22,7 @@ from sentiment_lora.operations.registry import (
     read_champion_version,
     rollback,
 )
+from sentiment_lora.operations.run_records import append_run_record
 
 LABELS = [1, 0] * 10
 

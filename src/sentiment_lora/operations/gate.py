@@ -9,11 +9,10 @@ it first. The decision lists every reason it used.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from pydantic import BaseModel, ConfigDict
 
 from sentiment_lora.config import GateRule
 from sentiment_lora.deployment.export_check import ExportCheck
@@ -27,20 +26,12 @@ from sentiment_lora.operations.gate_rules import (
     check_non_inferiority,
     check_superiority,
 )
-from sentiment_lora.operations.ledger import (
-    GateOutcome,
-    RunLedgerRecord,
-    append_record,
-)
-from sentiment_lora.operations.locks import registry_lock
 from sentiment_lora.operations.registry import (
     ModelRecord,
     ModelSummary,
     champion_model_dir,
     read_champion,
-    read_champion_version,
 )
-from sentiment_lora.operations.triggers import Trigger
 from sentiment_lora.paths import ADAPTER_WEIGHTS
 from sentiment_lora.training.data import DECISION_THRESHOLD
 from sentiment_lora.training.ensemble import weights_identity
@@ -404,63 +395,6 @@ def _with_export_verdict(
     return decision.model_copy(
         update={"reasons": [*decision.reasons, reason], "export_check": check}
     )
-
-
-def gate_outcome(decision: GateSummary | None) -> GateOutcome:
-    """The gate's outcome in one word, as the ledger records it."""
-    if decision is None:
-        return "gate off"
-    if decision.promoted:
-        return "promoted"
-    return "unchanged" if decision.unchanged else "kept"
-
-
-def run_record(
-    registry_dir: Path | str,
-    *,
-    run_id: str,
-    triggered_by: Trigger,
-    data: Mapping[str, str | int],
-    best_config: str,
-    test_accuracy: float,
-    test_f1_macro: float,
-    decision: GateSummary | None,
-    hyperparameters: Mapping[str, JsonValue] | None = None,
-    promoted_yet: bool = True,
-    test_set_hash: str | None = None,
-) -> RunLedgerRecord:
-    """A published run's ledger record, with the champion version the registry holds now.
-
-    With ``promoted_yet`` False (the record the run's own report shows, written before its
-    promotion) a promoted run's version is not known yet: None.
-    """
-    champion = read_champion_version(registry_dir)
-    version = champion.version if champion is not None else None
-    if not promoted_yet and decision is not None and decision.promoted:
-        version = None
-    return RunLedgerRecord(
-        run_id=run_id,
-        triggered_by=triggered_by,
-        data=dict(data),
-        best_config=best_config,
-        hyperparameters=dict(hyperparameters or {}),
-        test_accuracy=test_accuracy,
-        test_f1_macro=test_f1_macro,
-        gate=gate_outcome(decision),
-        gate_reason=decision.reason if decision is not None else "the gate is off",
-        champion_version=version,
-        test_set_hash=test_set_hash,
-        gate_rule=decision.rule if decision is not None else None,
-    )
-
-
-def append_run_record(registry_dir: Path | str, **fields: Any) -> RunLedgerRecord:
-    """Append a published run (:func:`run_record`'s fields) to the ledger, under the lock, so
-    the champion version recorded is the one after this run's promotion."""
-    with registry_lock(registry_dir):
-        record = run_record(registry_dir, **fields)
-        append_record(registry_dir, record)
-    return record
 
 
 def gate_markdown(decision: GateSummary) -> str:
