@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 
 from sentiment_lora.cli_options import ModelOptions
 from sentiment_lora.config import DataConfig, RunOptions
-from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
+from sentiment_lora.errors import (
+    DEBUG_ENV,
+    UserError,
+    debug_requested,
+    report_input_error,
+    user_error,
+)
 from sentiment_lora.format_numbers import num
 from sentiment_lora.operations.events import (
     CHAMPION_ROLLED_BACK,
@@ -78,8 +84,7 @@ def cmd_serve_reports(args: argparse.Namespace) -> int:
     dirs = SERVE_OPTIONS.build(args, "options")
     reports_dir, registry_dir = Path(dirs.reports_dir), Path(dirs.registry_dir)
     if not reports_dir.is_dir():
-        print(f"error: --reports-dir: {reports_dir} is not a directory", file=sys.stderr)
-        return 2
+        raise UserError(f"--reports-dir: {reports_dir} is not a directory")
     sock = bind(options)  # OptionError: the port is taken, the host is not this machine's
     print(f"serving {reports_dir} at http://{options.host}:{options.port}/", file=sys.stderr)
     from sentiment_lora.reporting.server import serve  # matplotlib, pandas: seconds to load
@@ -157,8 +162,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         registry_dir = _registry_dir(args)
         records = read_ledger(registry_dir)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise user_error(exc)  # noqa: B904 (chained implicitly; a UserError is re-raised as is)
     if not records:
         print(f"no runs recorded in {ledger_path(registry_dir)}")
         return 0
@@ -176,8 +180,7 @@ def cmd_champion_list(args: argparse.Namespace) -> int:
         versions = list_versions(registry_dir)
         champion = check_champion(registry_dir)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise user_error(exc)  # noqa: B904 (chained implicitly; a UserError is re-raised as is)
     if not versions:
         print(f"no versions in {registry_dir}")
         return 0
@@ -215,8 +218,7 @@ def cmd_champion_rollback(args: argparse.Namespace) -> int:
         for parameter, flag in (("version:", "VERSION:"), ("reason:", "--reason:")):
             if message.startswith(parameter):
                 message = flag + message[len(parameter) :]
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        raise UserError(message) from exc
     change = champion.became_champion
     print(
         f"champion: {champion.version} (run {champion.run_id}, config {champion.config_name}, "
@@ -312,8 +314,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
             holdout_fraction=args.holdout_fraction,
         )
     except TimeoutError as exc:  # another addition holds the lock: try again later
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(str(exc)) from exc
     _print_data_update(update)
     url = api_url()
     if update.version is None or update.dry_run or not url:

@@ -21,6 +21,11 @@ class UserError(ValueError):
     """An error in the user's input; the message names the file, line, option or path."""
 
 
+def user_error(exc: Exception) -> UserError:
+    """``exc`` as a :class:`UserError` for the entry point's boundary (itself if it is one)."""
+    return exc if isinstance(exc, UserError) else UserError(str(exc))
+
+
 def validation_message(exc: "ValidationError") -> str:
     """The first error of a pydantic ValidationError on one line: ``field.sub: message``."""
     error = exc.errors()[0]

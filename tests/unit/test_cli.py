@@ -427,3 +427,44 @@ def test_rollback_sends_its_event_with_a_prefect_server(
     assert event["resource"]["prefect.resource.id"].startswith("sentiment-lora.registry.")
     assert event["payload"]["version"] == "v0001" and event["payload"]["reason"] == "b regressed"
     assert event["payload"]["run_id"] == "run-a" and event["payload"]["previous_version"] == "v0002"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve-reports", "--reports-dir", "{tmp}/absent"], "--reports-dir: {tmp}/absent is not"),
+        (["runs", "--registry-dir", "{tmp}/reg"], "ledger.jsonl:1: not a ledger record"),
+        (["champion", "list", "--registry-dir", "{tmp}/reg"], "champion.json"),
+        (
+            ["champion", "rollback", "v0009", "--reason", "x", "--registry-dir", "{tmp}/empty"],
+            "VERSION:",
+        ),
+        (["data", "add", "{tmp}/new.tsv", "--data-dir", "{tmp}/data"], "lock held"),
+    ],
+    ids=["serve-reports", "runs", "champion-list", "rollback", "data-add-locked"],
+)
+def test_every_command_leaves_its_errors_to_the_one_boundary(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    from sentiment_lora.errors import UserError
+    from sentiment_lora.operations import data_versions
+
+    registry = tmp_path / "reg"
+    registry.mkdir()
+    (registry / "ledger.jsonl").write_text("not json\n")
+    (registry / "champion.json").write_text("{")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "empty").mkdir()
+    write_tsv(tmp_path / "new.tsv", ["a new film\t1"])
+
+    def locked(*_args: object, **_kw: object) -> None:
+        raise TimeoutError("lock held by another addition; try again")
+
+    monkeypatch.setattr(data_versions, "add_rows", locked)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    message = message.replace("{tmp}", str(tmp_path))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    with pytest.raises(UserError, match=message.split()[0]):  # --debug: the traceback
+        main(["--debug", *argv])
