@@ -36,6 +36,7 @@ from sentiment_lora.config import (
 )
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.evidence.collect import Evidence
+from sentiment_lora.operations.events import data_drifted
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
@@ -60,7 +61,7 @@ from tasks.pipeline_tasks import (
     write_results,
 )
 from tasks.pool_tasks import train_on_pool
-from tasks.events import emit_data_drift
+from tasks.events import emit
 from tasks.lineage_tasks import data_diff, snapshot_data_fresh
 from tasks.locking import registry_guard
 from tasks.registry_tasks import (
@@ -146,7 +147,7 @@ def sst2_lora_pipeline(
             config.stats.alpha,
         )
         if diff.drifted:  # here, not in the cached task: a cache hit alerts again
-            emit_data_drift(diff, run_id=run_id, data_dir=data_dir)
+            emit(data_drifted(diff, run_id=run_id, data_dir=data_dir))
         decision = None
         if options.gate:
             decision = champion_gate(

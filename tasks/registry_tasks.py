@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from sentiment_lora.config import GateRule, TrainConfig
 from sentiment_lora.deployment.export_check import check_export
+from sentiment_lora.operations.events import champion_changed
 from sentiment_lora.operations.gate import (
     GateDecision,
     challenge_champion,
@@ -33,7 +34,7 @@ from sentiment_lora.training.ensemble import recorded_hyperparameters
 from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.holdout import gate_holdout
 from sentiment_lora.training.lora import TrainingResult
-from tasks.events import CHAMPION_PROMOTED, emit_champion_changed
+from tasks.events import emit
 
 
 @task(name="champion-gate")
@@ -107,7 +108,7 @@ def promote_champion(
     get_run_logger().info(
         "new champion %s: %s from run %s", record.version, record.config_name, record.run_id
     )
-    emit_champion_changed(record, registry_dir, event=CHAMPION_PROMOTED)
+    emit(champion_changed(record, registry_dir, rolled_back=False))
     return record
 
 

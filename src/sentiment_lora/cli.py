@@ -19,11 +19,10 @@ from sentiment_lora.errors import (
 )
 from sentiment_lora.format_numbers import num
 from sentiment_lora.operations.events import (
-    CHAMPION_ROLLED_BACK,
-    DATA_RESOURCE,
     DATA_UPDATED,
     api_url,
-    registry_resource,
+    champion_changed,
+    data_updated,
     send_event,
 )
 from sentiment_lora.operations.holdout_routing import HOLDOUT_FRACTION
@@ -39,8 +38,6 @@ if TYPE_CHECKING:  # importing it loads pandas and scikit-learn: only `data add`
 SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir", "registry_dir"))
 REGISTRY_OPTIONS = ModelOptions({"options": RunOptions}, only=("registry_dir",))
 DATA_OPTIONS = ModelOptions({"data": DataConfig}, only=("data_dir",))
-# The Prefect event `data add` emits; a deployment trigger on it starts a retraining run.
-DATA_EVENT, DATA_RESOURCE = DATA_UPDATED, DATA_RESOURCE
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
@@ -226,19 +223,8 @@ def cmd_champion_rollback(args: argparse.Namespace) -> int:
     )
     print(f"reason: {change.reason}")
     if url := api_url():  # for the alerts (alerts.yaml)
-        payload = {
-            "run_id": champion.run_id,
-            "version": champion.version,
-            "previous_version": change.previous_version,
-            "config_name": champion.config_name,
-            "test_accuracy": champion.test_accuracy,
-            "test_f1_macro": champion.test_f1_macro,
-            "reason": change.reason,
-        }
         try:
-            send_event(
-                CHAMPION_ROLLED_BACK, registry_resource(_registry_dir(args)), payload, url=url
-            )
+            send_event(champion_changed(champion, _registry_dir(args), rolled_back=True), url=url)
         except OSError as exc:
             print(f"warning: the rollback event could not be sent to {url} ({exc})")
     return 0
@@ -271,32 +257,6 @@ def _print_data_update(update: "DataUpdate") -> None:
         print("dry run: nothing written")
 
 
-def emit_data_updated(update: "DataUpdate", api_url: str) -> None:
-    """Send the ``sentiment-lora.data.updated`` event to the Prefect server at ``api_url``.
-
-    A plain ``POST {api_url}/events`` (Prefect's REST route "Create Events"), not
-    ``prefect.events.emit_event``: importing prefect takes seconds, and src/ imports no prefect.
-    """
-    if update.version is None:
-        raise ValueError("update: train.tsv did not change; there is no event to send")
-    event = {
-        "event": DATA_EVENT,
-        "resource": {
-            "prefect.resource.id": DATA_RESOURCE,
-            "sentiment-lora.data-dir": update.data_dir,
-        },
-        "payload": {
-            "version": update.version.version,
-            "sha256": update.version.sha256,
-            "rows_added": update.rows_added,
-            "rows_relabelled": update.rows_relabelled,
-            "rows": update.rows_after,
-            "previous_sha256": update.previous.sha256,
-        },
-    }
-    send_event(event["event"], event["resource"], event["payload"], url=api_url)
-
-
 def cmd_data_add(args: argparse.Namespace) -> int:
     """Append new labelled rows to a data directory's train.tsv as a new version.
 
@@ -320,15 +280,15 @@ def cmd_data_add(args: argparse.Namespace) -> int:
     if update.version is None or update.dry_run or not url:
         return 0
     try:
-        emit_data_updated(update, url)
+        send_event(data_updated(update), url=url)
     except OSError as exc:
         print(
-            f"error: {update.version.version} was recorded, but the event {DATA_EVENT} could not "
+            f"error: {update.version.version} was recorded, but the event {DATA_UPDATED} could not "
             f"be sent to {url} ({exc}): start the retraining run by hand",
             file=sys.stderr,
         )
         return 1
-    print(f"sent {DATA_EVENT} to {url}")
+    print(f"sent {DATA_UPDATED} to {url}")
     return 0
 
 
