@@ -20,7 +20,7 @@ DB ?= $(or $(SENTIMENT_LORA_DB),sqlite)
 STACK_DB_ARGS := --db $(DB) $(if $(DB_PORT),--db-port $(DB_PORT))
 STACK_DB_DEPS := $(if $(filter postgres,$(DB)),postgres)
 
-.PHONY: setup run test e2e lint clean browser postgres server deploy stack stack-down
+.PHONY: setup run test e2e lint docs clean browser postgres server deploy stack stack-down
 
 setup: $(VENV)/.installed data/sst2/train.tsv
 
@@ -70,6 +70,10 @@ stack: setup $(STACK_DB_DEPS)
 	$(STACK) up $(STACK_DB_ARGS)
 stack-down:
 	$(STACK) down
+
+# The option tables of docs/configuration.md, generated from the configuration models.
+docs: setup
+	$(BIN)/python -m sentiment_lora.option_docs
 
 lint: setup
 	$(BIN)/ruff check src tasks flows tests

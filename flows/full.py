@@ -37,6 +37,7 @@ from sentiment_lora.config import (
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.operations.events import data_drifted
+from sentiment_lora.option_docs import PIPELINE_GROUPS, PIPELINE_RENAMES
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
 from sentiment_lora.operations.storage import local_root
@@ -73,9 +74,7 @@ from tasks.registry_tasks import (
 )
 
 # The command line's option groups: every field of these models is an option.
-OPTIONS = ModelOptions(
-    {"data": DataConfig, "train": TrainConfig, "stats": StatsConfig, "options": RunOptions}
-)
+OPTIONS = ModelOptions(PIPELINE_GROUPS)
 
 
 @flow(name="sst2-lora-pipeline")
@@ -270,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="named hyperparameter grid (default: the profile's)",
     )
-    OPTIONS.add_to(parser, rename={"source": "--data-source"})
+    OPTIONS.add_to(parser, rename=PIPELINE_RENAMES)
     return parser
 
 

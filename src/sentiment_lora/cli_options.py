@@ -55,6 +55,10 @@ class ModelOptions:
             for name in self._fields(model)
         }
 
+    def field_names(self, model: type[BaseModel]) -> list[str]:
+        """The fields of ``model`` that are options (scalars, within ``only``)."""
+        return self._fields(model)
+
     def _fields(self, model: type[BaseModel]) -> list[str]:
         return [
             name

@@ -104,3 +104,24 @@ def test_shared_field_names_get_their_group_as_prefix() -> None:
     assert options.flags["data", "seed"] == "--data-seed"
     assert options.flags["train", "seed"] == "--train-seed"
     assert options.flags["train", "max_length"] == "--max-length"
+
+
+def test_the_committed_option_tables_are_the_generated_ones() -> None:
+    from pydantic import BaseModel, Field
+
+    from sentiment_lora.cli_options import ModelOptions
+    from sentiment_lora.option_docs import DOC, main, option_tables, render
+
+    text = DOC.read_text(encoding="utf-8")
+    assert main(["--check"]) == 0, "run: python -m sentiment_lora.option_docs"
+    assert "`--gate-margin` | `options.gate_margin` | `0.01` |" in text
+    stale = text.replace("Seed of the split", "Seed of the split (edited by hand)")
+    assert stale != text and render(stale) == text  # a hand edit inside the block is undone
+
+    class Extra(BaseModel):
+        """A model with one more field."""
+
+        brand_new: int = Field(3, description="A field added | later.")
+
+    table = option_tables(ModelOptions({"extra": Extra}))
+    assert "| `--brand-new` | `extra.brand_new` | `3` | A field added \\| later. |" in table
