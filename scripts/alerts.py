@@ -30,7 +30,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sentiment_lora.errors import validation_message
+from sentiment_lora.errors import debug_requested, report_input_error, validation_message
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS_FILE = ROOT / "alerts.yaml"
@@ -187,12 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry: apply the file, exit 2 with one line on an invalid file or setup."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--file", default=str(ALERTS_FILE), help="alerts file (default alerts.yaml)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error too")
     args = p.parse_args(argv)
     try:
         apply_alerts(path=args.file)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug_requested(args.debug))
     return 0
 
 

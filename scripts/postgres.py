@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from sentiment_lora.errors import debug_requested, report_input_error
+
 DEFAULT_PORT = 5433
 USER = "prefect"
 DATABASE = "prefect"
@@ -277,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("directory", type=Path)
     p.add_argument("sql", nargs="?", help="for psql")
     p.add_argument("--port", type=int, help=f"for start (default {DEFAULT_PORT} or a free one)")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error too")
     args = p.parse_args(argv)
     try:
         if args.command == "start":
@@ -293,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster = ensure_cluster(args.directory)
             print(psql(cluster, args.sql), end="")
     except PostgresError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug_requested(args.debug))
     return 0
 
 

@@ -25,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from sentiment_lora.cli_options import OptionError
+from sentiment_lora.errors import debug_requested, report_input_error
 from sentiment_lora.operations.locks import REGISTRY_LIMIT
 from sentiment_lora.reporting.listen import bind, server_options
 
@@ -306,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SENTIMENT_LORA_DB_PORT"),
         help="PostgreSQL port on 127.0.0.1 ($SENTIMENT_LORA_DB_PORT; default 5433 or a free one)",
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error too")
     args = p.parse_args(argv)
     if args.db not in ("sqlite", "postgres"):
         p.error(f"--db (or SENTIMENT_LORA_DB) must be sqlite or postgres, not {args.db!r}")
@@ -313,8 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _check_options(args, home)
     except OptionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return report_input_error(exc, debug_requested(args.debug))
     db_url = None
     if args.db == "postgres" and args.command in ("server", "up"):
         try:
@@ -330,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
             (home / "stack" / "postgres.json").write_text(json.dumps(record))
             postgres.start(cluster)
         except postgres.PostgresError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            return report_input_error(exc, debug_requested(args.debug))
         db_url = cluster.url
         print(f"PostgreSQL: 127.0.0.1:{cluster.port}, {cluster.directory}, log {cluster.log}")
     env = stack_env(home, args.port, host=args.host, db_url=db_url)

@@ -142,6 +142,17 @@ def test_prefect_stack_argparse_errors(stack, capsys, argv, expected) -> None:
     assert expected in _argparse_error(capsys, lambda: stack.main(argv))
 
 
+def test_the_scripts_share_the_one_boundary_and_its_debug_flag(stack, tmp_path: Path) -> None:
+    from sentiment_lora.errors import UserError
+
+    with pytest.raises(UserError, match="--port 70000"):  # --debug: the traceback
+        stack.main(["status", "--port", "70000", "--debug"])
+    bad = tmp_path / "alerts.yaml"
+    bad.write_text("webhook: [\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="invalid YAML"):
+        _script("alerts").main(["--file", str(bad), "--debug"])
+
+
 # scripts/alerts.py -------------------------------------------------------------------------
 
 GOOD_ALERTS = "webhook: {env: X, block: y}\nautomations: []\n"
