@@ -12,7 +12,7 @@ from sentiment_lora.paths import RESULTS_FILE
 from sentiment_lora.reporting import results
 from sentiment_lora.reporting.results import RunFileError, load_results
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 GOOD = (FIXTURE / RESULTS_FILE).read_text(encoding="utf-8")
 ACCURACY_NOT_A_NUMBER = r": test_metrics\.accuracy: Input should be a valid number$"
 

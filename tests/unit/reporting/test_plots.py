@@ -12,7 +12,7 @@ from sentiment_lora.paths import PREDICTIONS_FILE, RESULTS_FILE
 from sentiment_lora.reporting import plots
 from sentiment_lora.reporting.results import RunSummary, load_results
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 
 
 @pytest.fixture

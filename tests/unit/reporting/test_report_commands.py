@@ -14,7 +14,7 @@ import pytest
 from sentiment_lora.cli import main
 from sentiment_lora.paths import HTML_FILE, PDF_FILE, PREDICTIONS_FILE, RESULTS_FILE
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 CLI = [sys.executable, "-m", "sentiment_lora.cli"]
 
 

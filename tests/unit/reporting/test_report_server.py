@@ -18,7 +18,7 @@ from sentiment_lora.paths import RESULTS_FILE
 from sentiment_lora.reporting import server as report_server
 from sentiment_lora.reporting.server import create_app
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 OLD, NEW = "20261126-065341-aaaa", "20261127-101010-bbbb"
 
 

@@ -11,7 +11,7 @@ from sentiment_lora.cli import main as cli_main
 from tests.conftest import write_tsv
 from tests.hostile import HOSTILE, make_hostile
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TRAIN = [f"a good film number {i}\t1" for i in range(20)] + [
     f"a bad film number {i}\t0" for i in range(20)
 ]

@@ -15,7 +15,7 @@ from sentiment_lora.reporting.render import render_html, render_report
 from sentiment_lora.reporting.results import load_results
 from sentiment_lora.reporting.run_index import list_runs
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 HOSTILE = "<script>alert(1)</script> & co"
 
 

@@ -219,8 +219,8 @@ def test_the_report_and_the_card_say_what_it_averages_and_what_it_costs(tmp_path
     from sentiment_lora.reporting.render import render_html
     from sentiment_lora.reporting.results import load_results
     from sentiment_lora.training.model_card import render_model_card
-    from tests.unit.test_model_card import _facts
-    from tests.unit.test_report import copy_run, edit_results
+    from tests.unit.reporting.test_report import copy_run, edit_results
+    from tests.unit.training.test_model_card import _facts
 
     run_dir = copy_run(tmp_path / "run")
     names: list[str] = []

@@ -292,7 +292,7 @@ def test_a_full_model_exports_to_onnx_with_the_same_predictions(full_run, tmp_pa
 def test_the_report_shows_a_full_config_without_lora_settings(tmp_path) -> None:
     from sentiment_lora.reporting.context import build_report_context
     from sentiment_lora.reporting.results import load_results
-    from tests.unit.test_report import copy_run, edit_results
+    from tests.unit.reporting.test_report import copy_run, edit_results
 
     run_dir = copy_run(tmp_path / "run")
 

@@ -41,7 +41,7 @@ from sentiment_lora.reporting.sentences import drift_markdown, summary_markdown
 from sentiment_lora.reporting.server import index_page
 from sentiment_lora.training.model_card import render_model_card
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 NOT_A_NUMBER = re.compile(r"\b(nan|inf|infinity)\b", re.IGNORECASE)
 
 

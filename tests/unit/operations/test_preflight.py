@@ -133,7 +133,7 @@ def test_data_files_are_hashed_once_while_unchanged(tmp_path: Path) -> None:
 def test_flow_modules_apply_process_defaults_before_prefect() -> None:
     import ast
 
-    for module in sorted((Path(__file__).resolve().parents[2] / "flows").glob("*.py")):
+    for module in sorted((Path(__file__).resolve().parents[3] / "flows").glob("*.py")):
         if module.name.startswith("_"):
             continue
         imports = [
@@ -149,7 +149,7 @@ def test_flow_script_runs_from_any_directory(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    script = Path(__file__).resolve().parents[2] / "flows" / "full.py"
+    script = Path(__file__).resolve().parents[3] / "flows" / "full.py"
     done = subprocess.run(
         [sys.executable, str(script), "--max-train-samples", "0"],
         cwd=tmp_path,

@@ -22,7 +22,7 @@ from sentiment_lora.operations.events import (
     send_event,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _alerts():

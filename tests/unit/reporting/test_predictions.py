@@ -10,7 +10,7 @@ from sentiment_lora.reporting.predictions import read_predictions
 from sentiment_lora.reporting.render import render_html
 from sentiment_lora.reporting.results import RunFileError, load_results
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "run"
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "run"
 GOOD = (FIXTURE / PREDICTIONS_FILE).read_bytes()
 LINES = GOOD.split(b"\n")
 SUMMARY = load_results(FIXTURE)
