@@ -67,7 +67,7 @@ from tasks.lineage_tasks import data_diff, snapshot_data_fresh
 from tasks.locking import registry_guard
 from tasks.registry_tasks import (
     champion_gate,
-    ledger_fields,
+    published_run,
     promote_champion,
     record_run,
     run_trigger,
@@ -163,7 +163,7 @@ def sst2_lora_pipeline(
                 margin=options.gate_margin,
                 data_dir=data_dir,
             )
-        ledger = ledger_fields(
+        ledger = published_run(
             run_id=run_id,
             triggered_by=triggered_by,
             prepared=prepared,

@@ -6,7 +6,6 @@ Caching, retries and logging live here; the logic lives in ``src/sentiment_lora`
 import shutil
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
@@ -19,7 +18,7 @@ from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.evidence.data_diff import DataDiff
 from sentiment_lora.operations.gate import GateDecision
 from sentiment_lora.operations.ledger import read_ledger
-from sentiment_lora.operations.run_records import run_record
+from sentiment_lora.operations.run_records import PublishedRun, run_record
 from sentiment_lora.paths import publish_run
 from sentiment_lora.reporting.environment import environment_info
 from sentiment_lora.reporting.render import render_report
@@ -230,7 +229,7 @@ def write_results(
     repo_dir: str,
     data_diff: DataDiff | None = None,
     data_snapshot: str | None = None,
-    ledger: dict[str, Any] | None = None,
+    ledger: PublishedRun | None = None,
 ) -> str:
     """Write ``reports/<run-id>/`` (JSON, model, predictions, snapshot, report), move ``latest``.
 
@@ -240,7 +239,7 @@ def write_results(
     registry_dir = config.options.registry_dir
     history = [*read_ledger(registry_dir)]
     if ledger is not None:
-        history.append(run_record(registry_dir, **ledger, promoted_yet=False))
+        history.append(run_record(registry_dir, ledger, promoted_yet=False))
     summary = build_run_summary(
         run_id=run_id,
         config=config,

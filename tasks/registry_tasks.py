@@ -5,7 +5,6 @@ submitted), so they run in the flow's thread, which holds the registry's re-entr
 """
 
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -26,7 +25,7 @@ from sentiment_lora.operations.gate import (
 )
 from sentiment_lora.operations.ledger import RunLedgerRecord, decisions_on_test_set, read_ledger
 from sentiment_lora.operations.registry import VersionRecord, promote
-from sentiment_lora.operations.run_records import append_run_record
+from sentiment_lora.operations.run_records import PublishedRun, append_run_record
 from sentiment_lora.operations.triggers import Trigger, classify_trigger
 from sentiment_lora.paths import DATA_SNAPSHOT_DIR, MODEL_DIR
 from sentiment_lora.training.data import PreparedData, read_split, train_data_hash
@@ -127,7 +126,7 @@ def run_trigger() -> Trigger:
     )
 
 
-def ledger_fields(
+def published_run(
     *,
     run_id: str,
     triggered_by: Trigger,
@@ -135,25 +134,25 @@ def ledger_fields(
     best: TrainingResult,
     best_test: Evaluation,
     decision: GateDecision | None,
-) -> dict[str, Any]:
-    """The fields of a run's ledger record (see ``operations.run_records.run_record``)."""
+) -> PublishedRun:
+    """The facts of the run's ledger record (``operations.run_records.run_record`` builds it)."""
     sentences = read_split(prepared.test_path)["sentence"].tolist()
-    return {
-        "run_id": run_id,
-        "triggered_by": triggered_by,
-        "test_set_hash": hash_test_set(sentences, best_test.labels),
-        "data": {"fingerprint": prepared.fingerprint, **prepared.counts},
-        "best_config": best.config_name,
-        "hyperparameters": recorded_hyperparameters(best),
-        "test_accuracy": best_test.metrics.accuracy,
-        "test_f1_macro": best_test.metrics.f1_macro,
-        "decision": decision,
-    }
+    return PublishedRun(
+        run_id=run_id,
+        triggered_by=triggered_by,
+        data={"fingerprint": prepared.fingerprint, **prepared.counts},
+        best_config=best.config_name,
+        hyperparameters=recorded_hyperparameters(best),
+        test_accuracy=best_test.metrics.accuracy,
+        test_f1_macro=best_test.metrics.f1_macro,
+        test_set_hash=hash_test_set(sentences, best_test.labels),
+        decision=decision.summary() if decision is not None else None,
+    )
 
 
 @task(name="record-run")
-def record_run(registry_dir: str, fields: dict[str, Any]) -> RunLedgerRecord:
+def record_run(registry_dir: str, run: PublishedRun) -> RunLedgerRecord:
     """Append the published run to the registry's ledger."""
-    record = append_run_record(registry_dir, **fields)
+    record = append_run_record(registry_dir, run)
     get_run_logger().info("ledger: %s %s (%s)", record.run_id, record.gate, record.triggered_by)
     return record

@@ -88,7 +88,7 @@ def test_predict_without_model_dir_loads_the_champion(
 def _registry_with_runs(registry: Path, tmp_path: Path) -> None:
     """Two promoted versions (a, b) and their runs in the ledger."""
     from sentiment_lora.operations.registry import ModelRecord, promote
-    from sentiment_lora.operations.run_records import append_run_record
+    from sentiment_lora.operations.run_records import PublishedRun, append_run_record
 
     for name, f1 in (("a", 0.81), ("b", 0.86)):
         model = tmp_path / f"model-{name}"
@@ -106,13 +106,15 @@ def _registry_with_runs(registry: Path, tmp_path: Path) -> None:
         promote(registry, record, model)
         append_run_record(
             registry,
-            run_id=record.run_id,
-            triggered_by="ui",
-            data={"fingerprint": "f", "train": 4},
-            best_config=record.config_name,
-            test_accuracy=record.test_accuracy,
-            test_f1_macro=record.test_f1_macro,
-            decision=None,
+            PublishedRun(
+                run_id=record.run_id,
+                triggered_by="ui",
+                data={"fingerprint": "f", "train": 4},
+                best_config=record.config_name,
+                test_accuracy=record.test_accuracy,
+                test_f1_macro=record.test_f1_macro,
+                decision=None,
+            ),
         )
 
 

@@ -1,10 +1,8 @@
 """A published run's ledger record, with the gate's verdict and the champion after it."""
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
-from pydantic import JsonValue
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from sentiment_lora.operations.gate import GateSummary
 from sentiment_lora.operations.ledger import GateOutcome, RunLedgerRecord, append_record
@@ -22,49 +20,52 @@ def gate_outcome(decision: GateSummary | None) -> GateOutcome:
     return "unchanged" if decision.unchanged else "kept"
 
 
+class PublishedRun(BaseModel):
+    """What a run knows about itself when it publishes: the facts of its ledger record."""
+
+    model_config = ConfigDict(frozen=True)
+    run_id: str
+    triggered_by: Trigger
+    data: dict[str, str | int]  # data fingerprint and row counts
+    best_config: str
+    hyperparameters: dict[str, JsonValue] = {}
+    test_accuracy: float
+    test_f1_macro: float
+    test_set_hash: str | None = None
+    decision: GateSummary | None = None  # None: the gate was off
+
+
 def run_record(
-    registry_dir: Path | str,
-    *,
-    run_id: str,
-    triggered_by: Trigger,
-    data: Mapping[str, str | int],
-    best_config: str,
-    test_accuracy: float,
-    test_f1_macro: float,
-    decision: GateSummary | None,
-    hyperparameters: Mapping[str, JsonValue] | None = None,
-    promoted_yet: bool = True,
-    test_set_hash: str | None = None,
+    registry_dir: Path | str, run: PublishedRun, *, promoted_yet: bool = True
 ) -> RunLedgerRecord:
-    """A published run's ledger record, with the champion version the registry holds now.
+    """``run``'s ledger record, with the champion version the registry holds now: the one
+    place a run's record is built.
 
     With ``promoted_yet`` False (the record the run's own report shows, written before its
     promotion) a promoted run's version is not known yet: None.
     """
     champion = read_champion_version(registry_dir)
     version = champion.version if champion is not None else None
+    decision = run.decision
     if not promoted_yet and decision is not None and decision.promoted:
         version = None
     return RunLedgerRecord(
-        run_id=run_id,
-        triggered_by=triggered_by,
-        data=dict(data),
-        best_config=best_config,
-        hyperparameters=dict(hyperparameters or {}),
-        test_accuracy=test_accuracy,
-        test_f1_macro=test_f1_macro,
+        **run.model_dump(include={"run_id", "triggered_by", "data", "best_config"}),
+        hyperparameters=dict(run.hyperparameters),
+        test_accuracy=run.test_accuracy,
+        test_f1_macro=run.test_f1_macro,
         gate=gate_outcome(decision),
         gate_reason=decision.reason if decision is not None else "the gate is off",
         champion_version=version,
-        test_set_hash=test_set_hash,
+        test_set_hash=run.test_set_hash,
         gate_rule=decision.rule if decision is not None else None,
     )
 
 
-def append_run_record(registry_dir: Path | str, **fields: Any) -> RunLedgerRecord:
-    """Append a published run (:func:`run_record`'s fields) to the ledger, under the lock, so
-    the champion version recorded is the one after this run's promotion."""
+def append_run_record(registry_dir: Path | str, run: PublishedRun) -> RunLedgerRecord:
+    """Append ``run`` to the ledger, under the lock, so the champion version recorded is the
+    one after this run's promotion."""
     with registry_lock(registry_dir):
-        record = run_record(registry_dir, **fields)
+        record = run_record(registry_dir, run)
         append_record(registry_dir, record)
     return record

@@ -18,7 +18,7 @@ from sentiment_lora.operations.ledger import (
     read_ledger,
 )
 from sentiment_lora.operations.registry import ModelRecord, promote
-from sentiment_lora.operations.run_records import append_run_record, gate_outcome
+from sentiment_lora.operations.run_records import PublishedRun, append_run_record, gate_outcome
 
 LABELS = [1, 0] * 10
 
@@ -142,26 +142,30 @@ def test_append_run_record_writes_the_champion_version_after_the_run(tmp_path: P
     promote(registry, decision.challenger, model, reason=decision.reason)
     record = append_run_record(
         registry,
-        run_id="run-a",
-        triggered_by="trigger",
-        data={"fingerprint": "f", "test": 20},
-        best_config="a",
-        test_accuracy=0.95,
-        test_f1_macro=0.94,
-        decision=decision.summary(),
-        hyperparameters={"lora_r": 4},
+        PublishedRun(
+            run_id="run-a",
+            triggered_by="trigger",
+            data={"fingerprint": "f", "test": 20},
+            best_config="a",
+            test_accuracy=0.95,
+            test_f1_macro=0.94,
+            decision=decision.summary(),
+            hyperparameters={"lora_r": 4},
+        ),
     )
     assert (record.gate, record.champion_version) == ("promoted", "v0001")
     assert record.gate_reason == decision.reason
     off = append_run_record(
         registry,
-        run_id="run-b",
-        triggered_by="cli",
-        data={},
-        best_config="b",
-        test_accuracy=0.5,
-        test_f1_macro=0.5,
-        decision=None,
+        PublishedRun(
+            run_id="run-b",
+            triggered_by="cli",
+            data={},
+            best_config="b",
+            test_accuracy=0.5,
+            test_f1_macro=0.5,
+            decision=None,
+        ),
     )
     assert (off.gate, off.champion_version) == ("gate off", "v0001")
     assert read_ledger(registry) == [record, off]

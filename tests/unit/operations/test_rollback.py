@@ -22,7 +22,7 @@ from sentiment_lora.operations.registry import (
     read_champion_version,
     rollback,
 )
-from sentiment_lora.operations.run_records import append_run_record
+from sentiment_lora.operations.run_records import PublishedRun, append_run_record
 
 LABELS = [1, 0] * 10
 
@@ -195,13 +195,15 @@ def _gate_and_promote(registry: str, model: str, name: str, barrier) -> None:
             promote(registry, decision.challenger, model, reason=decision.reason)
         append_run_record(
             registry,
-            run_id=name,
-            triggered_by="schedule",
-            data={"fingerprint": "f"},
-            best_config="same",
-            test_accuracy=challenger.test_accuracy,
-            test_f1_macro=challenger.test_f1_macro,
-            decision=decision.summary(),
+            PublishedRun(
+                run_id=name,
+                triggered_by="schedule",
+                data={"fingerprint": "f"},
+                best_config="same",
+                test_accuracy=challenger.test_accuracy,
+                test_f1_macro=challenger.test_f1_macro,
+                decision=decision.summary(),
+            ),
         )
 
 

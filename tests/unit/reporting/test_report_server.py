@@ -130,7 +130,7 @@ def test_a_damaged_run_is_listed_as_damaged(reports: Path, client: TestClient) -
 
 def test_index_shows_the_trend_and_marks_the_champion(reports: Path, tmp_path: Path) -> None:
     from sentiment_lora.operations.registry import ModelRecord, promote
-    from sentiment_lora.operations.run_records import append_run_record
+    from sentiment_lora.operations.run_records import PublishedRun, append_run_record
 
     registry = tmp_path / "registry"
     for run_id, accuracy in ((OLD, 0.80), (NEW, 0.78)):
@@ -150,13 +150,15 @@ def test_index_shows_the_trend_and_marks_the_champion(reports: Path, tmp_path: P
             promote(registry, record, model)
         append_run_record(
             registry,
-            run_id=run_id,
-            triggered_by="schedule",
-            data={"train": 10},
-            best_config="cfg",
-            test_accuracy=accuracy,
-            test_f1_macro=accuracy,
-            decision=None,
+            PublishedRun(
+                run_id=run_id,
+                triggered_by="schedule",
+                data={"train": 10},
+                best_config="cfg",
+                test_accuracy=accuracy,
+                test_f1_macro=accuracy,
+                decision=None,
+            ),
         )
     page = TestClient(create_app(reports, registry_dir=registry)).get("/").text
     assert "<svg" in page and "Every published run (2)" in page
