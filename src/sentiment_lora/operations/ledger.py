@@ -35,23 +35,28 @@ def now_utc() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class RunLedgerRecord(BaseModel):
-    """A published run: what started it, on which data, its best model and the gate's verdict."""
+class RunFacts(BaseModel):
+    """What a published run was: its trigger, data, best model and test scores."""
 
     model_config = ConfigDict(frozen=True)
-    kind: Literal["run"] = "run"
     run_id: str = Field(..., min_length=1)
-    time: str = Field(default_factory=now_utc)
     triggered_by: Trigger
     data: dict[str, str | int]  # data fingerprint and row counts
     best_config: str
     hyperparameters: dict[str, JsonValue] = {}
     test_accuracy: float
     test_f1_macro: float
+    test_set_hash: str | None = None  # the test set it was scored on (None: older records)
+
+
+class RunLedgerRecord(RunFacts):
+    """A published run with the gate's verdict and the champion after it."""
+
+    kind: Literal["run"] = "run"
+    time: str = Field(default_factory=now_utc)
     gate: GateOutcome
     gate_reason: str
     champion_version: str | None  # the registry's champion after the run
-    test_set_hash: str | None = None  # the test set the gate compared on (None: no comparison)
     gate_rule: str | None = None  # the promotion rule applied, if the gate compared
 
 

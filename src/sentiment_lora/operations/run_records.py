@@ -2,13 +2,15 @@
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, JsonValue
-
 from sentiment_lora.operations.gate import GateSummary
-from sentiment_lora.operations.ledger import GateOutcome, RunLedgerRecord, append_record
+from sentiment_lora.operations.ledger import (
+    GateOutcome,
+    RunFacts,
+    RunLedgerRecord,
+    append_record,
+)
 from sentiment_lora.operations.locks import registry_lock
 from sentiment_lora.operations.registry import read_champion_version
-from sentiment_lora.operations.triggers import Trigger
 
 
 def gate_outcome(decision: GateSummary | None) -> GateOutcome:
@@ -20,18 +22,9 @@ def gate_outcome(decision: GateSummary | None) -> GateOutcome:
     return "unchanged" if decision.unchanged else "kept"
 
 
-class PublishedRun(BaseModel):
-    """What a run knows about itself when it publishes: the facts of its ledger record."""
+class PublishedRun(RunFacts):
+    """What a run knows about itself when it publishes: its facts and the gate's decision."""
 
-    model_config = ConfigDict(frozen=True)
-    run_id: str
-    triggered_by: Trigger
-    data: dict[str, str | int]  # data fingerprint and row counts
-    best_config: str
-    hyperparameters: dict[str, JsonValue] = {}
-    test_accuracy: float
-    test_f1_macro: float
-    test_set_hash: str | None = None
     decision: GateSummary | None = None  # None: the gate was off
 
 
@@ -50,14 +43,10 @@ def run_record(
     if not promoted_yet and decision is not None and decision.promoted:
         version = None
     return RunLedgerRecord(
-        **run.model_dump(include={"run_id", "triggered_by", "data", "best_config"}),
-        hyperparameters=dict(run.hyperparameters),
-        test_accuracy=run.test_accuracy,
-        test_f1_macro=run.test_f1_macro,
+        **run.model_dump(include=set(RunFacts.model_fields)),
         gate=gate_outcome(decision),
         gate_reason=decision.reason if decision is not None else "the gate is off",
         champion_version=version,
-        test_set_hash=run.test_set_hash,
         gate_rule=decision.rule if decision is not None else None,
     )
 
