@@ -64,7 +64,7 @@ HP = LoraHyperparams(
 )
 PROJECT, NOTEBOOK = "project", "notebook"
 # What the project's training resolves its default precision to on this CPU.
-PROJECT_PRECISION = resolve_precision(TrainConfig().precision, pick_device("cpu"))
+PROJECT_PRECISION = resolve_precision(TrainConfig().precision, pick_device("cpu"), training=True)
 # group_by_length sorts each "megabatch" of mega_batch_mult * batch_size random examples longest
 # first (transformers' default mult: min(rows // (4 * batch), 50) = 31 here), and puts the batch
 # with the longest example first. A window of a few steps therefore sees the longest sentences

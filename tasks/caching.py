@@ -126,7 +126,7 @@ def training_key(prepared: PreparedData, hp: LoraHyperparams, train: TrainConfig
         hp.model_dump_json(),
         train.model_dump_json(exclude=_RUNTIME_ONLY),
         # 'auto' precision differs by machine: key on what it resolves to here
-        resolve_precision(train.precision, pick_device(train.device)),
+        resolve_precision(train.precision, pick_device(train.device), training=True),
         model_fingerprint(train.model),
         code_version(),
     )

@@ -170,8 +170,8 @@ class TrainConfig(_Frozen):
         "auto",
         description=(
             "'bf16' trains with bfloat16 autocast and predicts with bfloat16 weights; 'auto' "
-            "picks it where the device runs bf16 natively (CUDA, CPUs with AVX-512 BF16 or "
-            "AMX), else 'fp32'."
+            "predicts in bf16 where the device runs it natively (CUDA, CPUs with AVX-512 BF16 "
+            "or AMX) and trains in bf16 on CUDA only (on a CPU it was no faster), else 'fp32'."
         ),
     )
     first_rung_epochs: float = Field(

@@ -92,6 +92,17 @@ def test_code_version_follows_every_module_of_the_package(prepared, package_copy
 
 def test_auto_precision_is_keyed_on_what_it_resolves_to(prepared, monkeypatch) -> None:
     """A model trained in bf16 on one machine is not served to 'auto' on an fp32-only one."""
+    import torch
+
+    # on a CPU 'auto' trains in fp32 whether or not bf16 is native: one key for every CPU
+    keys = set()
+    for native in (True, False):
+        monkeypatch.setattr(
+            "sentiment_lora.training.modeling.fast_bf16_available", lambda device, n=native: n
+        )
+        keys.add(training_key(prepared, HP, TrainConfig(precision="auto")))
+    assert len(keys) == 1
+    monkeypatch.setattr("tasks.caching.pick_device", lambda device: torch.device("cuda"))
     monkeypatch.setattr("sentiment_lora.training.modeling.fast_bf16_available", lambda device: True)
     auto_fast = training_key(prepared, HP, TrainConfig(precision="auto"))
     assert auto_fast == training_key(prepared, HP, TrainConfig(precision="auto"))

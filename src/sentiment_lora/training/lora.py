@@ -212,7 +212,7 @@ def train_lora(
     """
     output_dir = Path(output_dir)
     device = pick_device(train.device)
-    precision = resolve_precision(train.precision, device)
+    precision = resolve_precision(train.precision, device, training=True)
     source = resolve_model_source(train.model)
     set_seed(train.seed)
     tokenizer = load_tokenizer(source)

@@ -213,6 +213,8 @@ def test_precision_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         assert fast_bf16_available(cpu) is native
         assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+        assert resolve_precision("auto", cpu, training=True) == "fp32"  # no faster on a CPU
+        assert resolve_precision("bf16", cpu, training=True) == "bf16"
 
 
 def test_bf16_training_is_recorded(
