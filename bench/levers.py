@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # this checkout's code, also where it is not installed
 
 import numpy as np  # noqa: E402
-from levers_table import fmt_value, render_table  # noqa: E402
+from levers_table import LeverRun, fmt_value, render_table  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
 
 from sentiment_lora.config import (  # noqa: E402
@@ -128,36 +128,6 @@ class Job(BaseModel):
     run_dir: str
     threads: int
     keep_model: bool
-
-
-class LeverRun(BaseModel):
-    """One row of the results: a trained (config, seed), or the ensemble."""
-
-    model_config = ConfigDict(frozen=True)
-    name: str
-    lever: str
-    seed: int | None
-    val_accuracy: float | None = None
-    test_accuracy: float | None = None
-    test_f1_macro: float | None = None
-    train_seconds: float | None = None
-    examples_per_second: float | None = None
-    trainable_parameters: int | None = None
-    device: str = ""
-    precision: str = ""
-    epochs: int | None = None
-    best_epoch: float | None = None
-    test_inference_seconds: float | None = None
-    forward_passes: int = 1  # per sentence: the ensemble runs one per member
-    members: list[str] = []
-    evaluation_path: str | None = None
-    hyperparams: dict | None = None
-    error: str | None = None
-
-    @property
-    def label(self) -> str:
-        """``name`` and seed, as the run directory is named."""
-        return self.name if self.seed is None else f"{self.name}-s{self.seed}"
 
 
 def select_levers(names: str | None, *, epochs: int | None = None) -> list[Lever]:

@@ -1,14 +1,43 @@
-"""The markdown table of ``bench/levers.py``: one row per run, then the spread over seeds."""
+"""The results of ``bench/levers.py``: one :class:`LeverRun` per row, the markdown table, and
+the spread over seeds."""
 
 import statistics
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # levers imports this module: the type only, never at run time
-    from levers import LeverRun
+from pydantic import BaseModel, ConfigDict
 
 
-def seed_spread(runs: Sequence["LeverRun"]) -> list[dict[str, object]]:
+class LeverRun(BaseModel):
+    """One row of the results: a trained (config, seed), or the ensemble."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    lever: str
+    seed: int | None
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    test_f1_macro: float | None = None
+    train_seconds: float | None = None
+    examples_per_second: float | None = None
+    trainable_parameters: int | None = None
+    device: str = ""
+    precision: str = ""
+    epochs: int | None = None
+    best_epoch: float | None = None
+    test_inference_seconds: float | None = None
+    forward_passes: int = 1  # per sentence: the ensemble runs one per member
+    members: list[str] = []
+    evaluation_path: str | None = None
+    hyperparams: dict | None = None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``name`` and seed, as the run directory is named."""
+        return self.name if self.seed is None else f"{self.name}-s{self.seed}"
+
+
+def seed_spread(runs: Sequence[LeverRun]) -> list[dict[str, object]]:
     """Per config with two or more finished seeds: test accuracy mean, sd, min, max."""
     by_name: dict[str, list[LeverRun]] = {}
     for r in runs:
@@ -40,7 +69,7 @@ def fmt_value(value: object, digits: int = 4) -> str:
     return str(value)
 
 
-def render_table(runs: Sequence["LeverRun"], header: Sequence[str] = ()) -> str:
+def render_table(runs: Sequence[LeverRun], header: Sequence[str] = ()) -> str:
     """The markdown report: one row per run (the ensemble last), then the spread over seeds."""
     lines = [*header, ""] if header else []
     lines += [
