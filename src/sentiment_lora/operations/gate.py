@@ -251,10 +251,10 @@ def decide(
         headline = "worse on a slice of the test set: " + "; ".join(slice_gate_reasons(slices))
     else:
         headline = f"{checks[0].reason} ({why_rule})"
-    reasons = [headline, *(c.reason for c in checks), overall, *slice_reasons]
+    others = [c.reason for c in checks if c.reason not in headline]  # the headline quotes one
     return result(
         not failed and not blocked,
-        list(dict.fromkeys(reasons)),  # the headline may repeat a check's reason
+        list(dict.fromkeys([headline, *others, overall, *slice_reasons])),
         mcnemar=test,
         slices=slices,
         rule=applied,
