@@ -174,7 +174,7 @@ def run_job(job: Job) -> LeverRun:
         name=hp.name,
         lever=job.lever.lever,
         seed=job.seed,
-        val_accuracy=result.validation_metrics["accuracy"],
+        val_accuracy=result.validation_metrics.accuracy,
         test_accuracy=evaluation.metrics.accuracy,
         test_f1_macro=evaluation.metrics.f1_macro,
         train_seconds=result.train_seconds,

@@ -17,7 +17,6 @@ after the warm run, outside both timings. Without it each process starts an ephe
 (10-20 s here), which is most of a warm run.
 """
 
-import json
 import os
 import re
 import shutil
@@ -30,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from common import DATA_DIR, PROJECT_ROOT, child_env
+
+from sentiment_lora.reporting.results import load_results
 
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import prefect_stack  # noqa: E402  (scripts/ is not a package)
@@ -138,7 +139,7 @@ def benchmark(
         log(f"  pipeline warm {warm['seconds']:6.1f} s  tasks {warm['task_states']}")
         if not warm["task_states"].get("Cached"):
             log("  WARNING: no task of the warm run came from the cache")
-        summary = json.loads(Path(cold["results_json"]).read_text(encoding="utf-8"))
+        summary = load_results(Path(cold["results_json"]).parent)
         model_check = (
             on_model(str(Path(cold["results_json"]).parent / "model")) if on_model else None
         )

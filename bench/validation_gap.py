@@ -8,34 +8,26 @@ Reads each run through ``load_results`` (the typed results file); prints a markd
 
 import argparse
 import sys
-from datetime import datetime
 from pathlib import Path
 
+from accuracy import wall_seconds
+
 from sentiment_lora.reporting.results import RunSummary, load_results
-
-
-def flow_minutes(summary: RunSummary) -> float | None:
-    """Flow start to results written (report rendering and process start-up not included)."""
-    if summary.timings is None or summary.timings.started_at is None:
-        return None
-    start = datetime.fromisoformat(summary.timings.started_at)
-    return (datetime.fromisoformat(summary.created_at) - start).total_seconds() / 60
 
 
 def row(summary: RunSummary) -> str:
     """One markdown row: run, profile, train rows, selected config, validation, test, gap."""
     best = summary.best_config.name
     configs = ", ".join(
-        f"{e.name} {e.validation_metrics.get('accuracy', float('nan')):.4f}/"
-        f"{e.test_metrics.accuracy:.4f}"
+        f"{e.name} {e.training.validation_metrics.accuracy:.4f}/{e.test_metrics.accuracy:.4f}"
         for e in summary.hyperparameter_experiments
     )
-    validation = summary.best_config.validation_metrics.get("accuracy", float("nan"))
+    validation = summary.best_config.validation_metrics.accuracy
     test = summary.test_metrics.accuracy
-    minutes = flow_minutes(summary)
+    seconds, _ = wall_seconds(summary)  # flow start to results written
     data = summary.data
     leaks = f"{data.validation_inside_train} / {data.test_inside_train}"
-    minutes_text = f"{minutes:.1f}" if minutes is not None else "n/a"
+    minutes_text = f"{seconds / 60:.1f}" if seconds is not None else "n/a"
     return (
         f"| {summary.run_id} | {summary.profile} | {summary.training.seed} | "
         f"{summary.training.precision} | {data.counts.get('train', 0):,} | {best} | "

@@ -32,7 +32,7 @@ from sentiment_lora.training.ensemble import (
     is_ensemble_dir,
     write_ensemble,
 )
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
+from sentiment_lora.training.evaluation import Evaluation
 from sentiment_lora.training.lora import TrainingResult, train_lora
 from sentiment_lora.training.scoring import evaluate_saved_model
 from sentiment_lora.training.selection import select_best
@@ -111,8 +111,8 @@ def train_config(
         "[%s]%s validation accuracy %.4f, macro-F1 %.4f in %.0fs",
         hp.name,
         f" first rung ({stop_at_epoch:g} epoch):" if stop_at_epoch else "",
-        result.validation_metrics[ACCURACY],
-        result.validation_metrics[F1_MACRO],
+        result.validation_metrics.accuracy,
+        result.validation_metrics.f1_macro,
         result.train_seconds,
     )
     return result
@@ -185,7 +185,7 @@ def build_ensemble(
         "[%s] mean of %s: validation macro-F1 %.4f; test accuracy %.4f, predictions %.1fs",
         name,
         ", ".join(result.members),
-        result.validation_metrics[F1_MACRO],
+        result.validation_metrics.f1_macro,
         test.metrics.accuracy,
         test.predict_seconds or 0.0,
     )
@@ -209,7 +209,7 @@ def select_best_config(results: list[TrainingResult]) -> TrainingResult:
     get_run_logger().info(
         "best config: %s (validation macro-F1 %.4f)",
         best.config_name,
-        best.validation_metrics[F1_MACRO],
+        best.validation_metrics.f1_macro,
     )
     return best
 

@@ -95,24 +95,9 @@ def read_process_peaks(
     return peaks
 
 
-def _from_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": e["name"],
-            "epochs": e["config"]["epochs"],
-            "train_examples": e["train_examples"],
-            "train_seconds": e["training_seconds"],
-            "examples_per_second": e["examples_per_second"],
-            "validation_accuracy": e["validation_metrics"]["accuracy"],
-            "test_accuracy": e["test_metrics"]["accuracy"],
-            "device": e["device"],
-        }
-        for e in summary["hyperparameter_experiments"]
-    ]
-
-
-def _from_child(run: dict[str, Any]) -> dict[str, Any]:
-    training = run["training"]
+def _config_row(training: dict[str, Any], test_accuracy: float) -> dict[str, Any]:
+    """One config's line from its ``TrainingResult`` as JSON (a results file's experiment and a
+    child run's result both hold one; read as plain JSON: the GPU machine has no pydantic)."""
     return {
         "name": training["config_name"],
         "epochs": training["hyperparams"]["epochs"],
@@ -120,9 +105,20 @@ def _from_child(run: dict[str, Any]) -> dict[str, Any]:
         "train_seconds": training["train_seconds"],
         "examples_per_second": training["examples_per_second"],
         "validation_accuracy": training["validation_metrics"]["accuracy"],
-        "test_accuracy": run["test"]["metrics"]["accuracy"],
+        "test_accuracy": test_accuracy,
         "device": training["device"],
     }
+
+
+def _from_results(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        _config_row(e["training"], e["test_metrics"]["accuracy"])
+        for e in summary["hyperparameter_experiments"]
+    ]
+
+
+def _from_child(run: dict[str, Any]) -> dict[str, Any]:
+    return _config_row(run["training"], run["test"]["metrics"]["accuracy"])
 
 
 def read_child_results(results_dir: Path) -> dict[str, dict[str, Any]]:

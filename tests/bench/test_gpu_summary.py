@@ -139,7 +139,7 @@ def test_a_finished_run_reports_the_pipelines_selection(tmp_path: Path) -> None:
     tfidf = expected["baselines"]["tfidf-logreg"]["test_metrics"]["accuracy"]
     assert summary["tfidf_logreg_test_accuracy"] == tfidf
     assert {c["name"] for c in summary["configs"]} == {
-        e["name"] for e in expected["hyperparameter_experiments"]
+        e["training"]["config_name"] for e in expected["hyperparameter_experiments"]
     }
     assert summary["gpu"] is None
     assert "GPU: not sampled" in to_markdown(summary)

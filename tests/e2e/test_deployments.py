@@ -22,6 +22,7 @@ from prefect.states import Cancelling
 
 from sentiment_lora.operations.data_manifest import read_manifest
 from sentiment_lora.operations.storage import get_text, result_location
+from sentiment_lora.reporting.results import load_results
 from tasks.pipeline_tasks import ConfigRun
 from tests.conftest import write_tsv
 from tests.e2e.conftest import small_run_parameters
@@ -101,16 +102,16 @@ def test_full_pipeline_fans_out_to_the_gpu_pool(
     run_dir = Path(tmp_path / "reports" / "latest").resolve()
     summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
     assert summary["training_backend"] == "work-pool"
-    for entry in summary["hyperparameter_experiments"]:
+    for entry in load_results(run_dir).hyperparameter_experiments:
         (child,) = [
             r
             for r in child_runs
-            if r.training.config_name == entry["name"]
-            and r.training.stopped_at_epoch == entry["stopped_at_epoch"]
+            if r.training.config_name == entry.name
+            and r.training.stopped_at_epoch == entry.training.stopped_at_epoch
         ]
-        assert entry["validation_metrics"] == child.training.validation_metrics
-        assert entry["test_metrics"]["accuracy"] == child.test.metrics.accuracy
-        assert entry["device"] == "cpu"
+        assert entry.training == child.training  # the child's whole training result, as is
+        assert entry.test_metrics.accuracy == child.test.metrics.accuracy
+        assert entry.training.device == "cpu"
         assert child.training.adapter_dir.startswith(f"file://{tmp_path}/shared-artifacts/train/")
 
     # Artifacts, report and champion.

@@ -19,6 +19,7 @@ from sentiment_lora.config import (
     LoraHyperparams,
     TrainConfig,
 )
+from sentiment_lora.reporting.results import Experiment, load_results
 from sentiment_lora.training.ensemble import ENSEMBLE_FILE
 from sentiment_lora.training.inference import load_analyzer
 from tests.conftest import run_options_in
@@ -65,28 +66,28 @@ def test_an_ensemble_candidate_is_built_evaluated_and_selected_like_a_config(
         _, states2 = _run(tmp_path, sst2_dir)
 
     summary = json.loads((run_dir / "fine_tuning_results.json").read_text())
-    experiments = {e["name"]: e for e in summary["hyperparameter_experiments"]}
+    experiments = {e.name: e for e in load_results(run_dir).hyperparameter_experiments}
     assert list(experiments) == ["all-r16", "full", "ensemble-top2"]
     ensemble = experiments["ensemble-top2"]
-    assert sorted(ensemble["members"]) == sorted(hp.name for hp in GRID)
-    assert ensemble["test_predict_seconds"] > 0 and ensemble["history"] == []
+    assert sorted(ensemble.members) == sorted(hp.name for hp in GRID)
+    assert ensemble.test_predict_seconds > 0 and ensemble.training.history == []
 
     # Its test scores are those of the mean of its members' probabilities, sentence by sentence.
     predictions = pd.read_csv(run_dir / "test_predictions.csv")
-    members = predictions[[f"prob_positive:{name}" for name in ensemble["members"]]]
+    members = predictions[[f"prob_positive:{name}" for name in ensemble.members]]
     np.testing.assert_allclose(
         predictions["prob_positive:ensemble-top2"], members.mean(axis=1), atol=1e-6
     )
     accuracy = ((members.mean(axis=1) >= 0.5) == predictions["label"]).mean()
-    assert ensemble["test_metrics"]["accuracy"] == pytest.approx(accuracy)
-    assert ensemble["test_metrics"]["accuracy"] >= 0.65  # it learned (majority class: 0.51)
+    assert ensemble.test_metrics.accuracy == pytest.approx(accuracy)
+    assert ensemble.test_metrics.accuracy >= 0.65  # it learned (majority class: 0.51)
 
     # Selected by the rule that selects configs; the published model is the one selected.
-    def key(e: dict) -> tuple:
-        v = e["validation_metrics"]
-        return (v["f1_macro"], v["accuracy"], -e["trainable_parameters"])
+    def key(e: Experiment) -> tuple:
+        v = e.training.validation_metrics
+        return (v.f1_macro, v.accuracy, -e.training.trainable_parameters)
 
-    best = max(experiments.values(), key=key)["name"]
+    best = max(experiments.values(), key=key).name
     assert summary["best_config"]["name"] == best
     assert (run_dir / "model" / ENSEMBLE_FILE).is_file() == (best == "ensemble-top2")
     assert summary["champion"]["promoted"]  # the first run: no champion to beat
@@ -96,8 +97,8 @@ def test_an_ensemble_candidate_is_built_evaluated_and_selected_like_a_config(
         "negative",
     ]
     # The full config trained every weight and was saved as a whole model with its card.
-    full = experiments["full"]
-    assert full["trainable_parameters"] == full["total_parameters"] and not full["target_modules"]
+    full = experiments["full"].training
+    assert full.trainable_parameters == full.total_parameters and not full.target_modules
     card = (run_dir / "model" / "README.md").read_text(encoding="utf-8")
     expected = {"ensemble-top2": "An ensemble of 2", "full": "A fully fine-tuned classifier"}
     assert expected.get(best, "A LoRA adapter") in card and summary["run_id"] in card

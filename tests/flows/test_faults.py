@@ -20,6 +20,7 @@ from prefect.testing.utilities import prefect_test_harness
 import tasks.pipeline_tasks as pipeline_tasks
 from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.reporting.results import load_results
 from tests.conftest import run_options_in
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,9 +192,9 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(harness, sst2_dir
     states = _states(state)
     assert states["train-first"] == "Cached"
     assert states["train-second"] == "Completed"
-    summary = json.loads((Path(state.result()) / "fine_tuning_results.json").read_text())
-    resumed = {e["name"]: e for e in summary["hyperparameter_experiments"]}
-    assert resumed["second"]["resumed_from_checkpoint"] is True
+    summary = load_results(Path(state.result()))
+    resumed = {e.name: e for e in summary.hyperparameter_experiments}
+    assert resumed["second"].training.resumed_from_checkpoint is True
 
     # The same run, never interrupted, in a fresh artifacts root: same results within 0.01.
     clean = sst2_lora_pipeline(
@@ -205,15 +206,15 @@ def test_sigkill_mid_training_resumes_from_the_last_checkpoint(harness, sst2_dir
         },
         return_state=True,
     )
-    reference = json.loads((Path(clean.result()) / "fine_tuning_results.json").read_text())
-    uninterrupted = {e["name"]: e for e in reference["hyperparameter_experiments"]}
-    assert uninterrupted["second"]["resumed_from_checkpoint"] is False
+    reference = load_results(Path(clean.result()))
+    uninterrupted = {e.name: e for e in reference.hyperparameter_experiments}
+    assert uninterrupted["second"].training.resumed_from_checkpoint is False
     for key in ("accuracy", "f1_macro"):
-        assert resumed["second"]["validation_metrics"][key] == pytest.approx(
-            uninterrupted["second"]["validation_metrics"][key], abs=0.01
+        assert getattr(resumed["second"].training.validation_metrics, key) == pytest.approx(
+            getattr(uninterrupted["second"].training.validation_metrics, key), abs=0.01
         )
-        assert resumed["second"]["test_metrics"][key] == pytest.approx(
-            uninterrupted["second"]["test_metrics"][key], abs=0.01
+        assert getattr(resumed["second"].test_metrics, key) == pytest.approx(
+            getattr(uninterrupted["second"].test_metrics, key), abs=0.01
         )
 
 

@@ -76,23 +76,27 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
         assert key in summary
     # The real run's JSON validates against the schema that `sentiment-lora schema` prints.
     jsonschema.validate(summary, results_schema())
-    assert load_results(run_dir).run_id == summary["run_id"]
-    experiments = summary["hyperparameter_experiments"]
-    assert [e["name"] for e in experiments] == ["lr1e-3-r8", "lr2e-3-r4"]
+    typed = load_results(run_dir)
+    assert typed.run_id == summary["run_id"]
+    experiments = [e.training for e in typed.hyperparameter_experiments]
+    assert [e.config_name for e in experiments] == ["lr1e-3-r8", "lr2e-3-r4"]
     for e in experiments:
-        assert e["training_seconds"] > 0 and e["trainable_parameters"] > 0
-        assert {"accuracy", "f1_macro"} <= set(e["validation_metrics"])
+        assert e.train_seconds > 0 and e.trainable_parameters > 0
+        assert Path(e.adapter_dir).is_dir()  # where the model was saved, recorded
     # Successive halving: both configs trained 0.1 epoch, then the better one on validation
     # there resumed from its checkpoint and trained to the end.
-    (stopped,) = [e for e in experiments if e["stopped_at_epoch"] is not None]
-    (finished,) = [e for e in experiments if e["stopped_at_epoch"] is None]
-    assert stopped["stopped_at_epoch"] == pytest.approx(0.1, abs=0.01)
-    assert finished["resumed_from_checkpoint"] and finished["history"][-1]["epoch"] == 1.0
-    assert finished["validation_metrics"]["accuracy"] > stopped["validation_metrics"]["accuracy"]
+    (stopped,) = [e for e in experiments if e.stopped_at_epoch is not None]
+    (finished,) = [e for e in experiments if e.stopped_at_epoch is None]
+    assert stopped.stopped_at_epoch == pytest.approx(0.1, abs=0.01)
+    assert finished.resumed_from_checkpoint and finished.history[-1].epoch == 1.0
+    assert finished.validation_metrics.accuracy > stopped.validation_metrics.accuracy
     assert (
-        f"train-{stopped['name']}-first-rung" in states and f"train-{stopped['name']}" not in states
+        f"train-{stopped.config_name}-first-rung" in states
+        and f"train-{stopped.config_name}" not in states
     )
-    assert {f"train-{finished['name']}-first-rung", f"train-{finished['name']}"} <= set(states)
+    assert {f"train-{finished.config_name}-first-rung", f"train-{finished.config_name}"} <= set(
+        states
+    )
     assert "Successive halving" in (run_dir / "report.html").read_text(encoding="utf-8")
     assert summary["data"]["counts"]["test"] == 872
     assert summary["environment"]["data_hashes"]["dev.tsv"].startswith("54a9c12c")
@@ -107,8 +111,8 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     # Real learning: far above the 0.51 majority class on validation and on the 872 test rows.
     # Validation holds whole sentences none of whose phrases were trained on, so it scores like
     # test (0.72 here), not like the leaky random split's phrases did (0.75+).
-    best = next(e for e in experiments if e["name"] == summary["best_config"]["name"])
-    assert best["validation_metrics"]["accuracy"] >= 0.65
+    best = next(e for e in experiments if e.config_name == summary["best_config"]["name"])
+    assert best.validation_metrics.accuracy >= 0.65
     assert summary["data"]["validation_inside_train"] == 0
     assert summary["data"]["test_inside_train"] <= 2
     assert summary["data"]["counts"]["removed_inside_validation"] > 1000
@@ -211,7 +215,7 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     assert states3["train-lr2e-3-r4-first-rung"] == "Completed"
     assert states3["evaluate-lr1e-3-r8-first-rung"] == "Cached"
     assert states3["evaluate-lr2e-3-r4-first-rung"] == "Completed"
-    summary3 = json.loads((run_dir3 / "fine_tuning_results.json").read_text())
-    (on,) = [e["name"] for e in summary3["hyperparameter_experiments"] if not e["stopped_at_epoch"]]
+    summary3 = load_results(run_dir3)
+    (on,) = [e.name for e in summary3.hyperparameter_experiments if not e.training.stopped_at_epoch]
     assert states3[f"train-{on}"] == ("Cached" if on == "lr1e-3-r8" else "Completed")
     assert "champion-gate" in " ".join(states3)  # changed parameters go through the gate again

@@ -44,7 +44,7 @@ def reproducibility_context(summary: RunSummary) -> dict[str, Any]:
     elapsed = fmt.elapsed(started_at, summary.created_at)
     if elapsed:
         timing_rows.append(("flow start to results", elapsed))
-    total_training = sum(e.training_seconds for e in summary.hyperparameter_experiments)
+    total_training = sum(e.training.train_seconds for e in summary.hyperparameter_experiments)
     timing_rows.append(("training, all configs", fmt.seconds(total_training)))
     return {
         "facts": facts,

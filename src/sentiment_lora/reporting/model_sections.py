@@ -9,7 +9,6 @@ from typing import Any
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.reporting import format as fmt
 from sentiment_lora.reporting.results import DataSummary, Experiment, RunSummary
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO
 
 
 def _preparation_steps(summary: RunSummary) -> tuple[list[dict[str, str]], set[str]]:
@@ -159,7 +158,8 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
     best = summary.best_config.name
     configs, results = [], []
     for e in summary.hyperparameter_experiments:
-        hp = e.config
+        t = e.training
+        hp = t.hyperparams
         if e.members:  # an ensemble has no settings of its own: its members have them
             configs.append(_ensemble_config_row(e, is_best=e.name == best))
         else:
@@ -174,27 +174,27 @@ def search_context(summary: RunSummary) -> dict[str, Any]:
                     "weight_decay": fmt.plain(hp.weight_decay),
                     "warmup_ratio": fmt.plain(hp.warmup_ratio),
                     "target_modules": (
-                        fmt.plain(e.target_modules or hp.target_modules)
+                        fmt.plain(t.target_modules or hp.target_modules)
                         if hp.method == "lora"
                         else "every weight (full fine-tuning)"
                     ),
                 }
             )
-        validation = e.validation_metrics
-        trainable, total = e.trainable_parameters, e.total_parameters
+        validation = t.validation_metrics
+        trainable, total = t.trainable_parameters, t.total_parameters
         results.append(
             {
                 "name": e.name,
                 "is_best": e.name == best,
-                "val_accuracy": fmt.num(validation.get(ACCURACY)),
-                "val_f1": fmt.num(validation.get(F1_MACRO)),
-                "val_loss": fmt.num(validation.get("loss")),
-                "best_epoch": fmt.plain(e.best_epoch) if not e.members else "",
+                "val_accuracy": fmt.num(validation.accuracy),
+                "val_f1": fmt.num(validation.f1_macro),
+                "val_loss": fmt.num(validation.loss),
+                "best_epoch": fmt.plain(t.best_epoch) if not e.members else "",
                 "epochs_trained": _epochs_trained(e) if not e.members else "",
                 "test_accuracy": fmt.num(e.test_metrics.accuracy),
                 "test_f1": fmt.num(e.test_metrics.f1_macro),
-                "seconds": fmt.num(e.training_seconds, 1),
-                "throughput": fmt.num(e.examples_per_second, 1),
+                "seconds": fmt.num(t.train_seconds, 1),
+                "throughput": fmt.num(t.examples_per_second, 1),
                 "trainable": fmt.integer(trainable),
                 "trainable_share": (
                     fmt.pct(trainable / total, 2) if total and not e.members else fmt.MISSING
@@ -263,18 +263,19 @@ def ensemble_sentence(experiments: list[Experiment], best: str) -> str | None:
 
 
 def _epochs_trained(e: Experiment) -> str:
-    if e.stopped_at_epoch is None:
-        return fmt.plain(e.config.epochs)
-    return f"{fmt.plain(e.stopped_at_epoch)} of {fmt.plain(e.config.epochs)}"
+    stopped, epochs = e.training.stopped_at_epoch, e.training.hyperparams.epochs
+    if stopped is None:
+        return fmt.plain(epochs)
+    return f"{fmt.plain(stopped)} of {fmt.plain(epochs)}"
 
 
 def halving_sentence(experiments: list[Experiment]) -> str | None:
     """How successive halving trained the grid, in one sentence; None when it did not."""
-    stopped = [e for e in experiments if e.stopped_at_epoch is not None]
+    stopped = [e for e in experiments if e.training.stopped_at_epoch is not None]
     if not stopped:
         return None
-    rung = fmt.plain(min(e.stopped_at_epoch or 0.0 for e in stopped))
-    on = [e.name for e in experiments if e.stopped_at_epoch is None]
+    rung = fmt.plain(min(e.training.stopped_at_epoch or 0.0 for e in stopped))
+    on = [e.name for e in experiments if e.training.stopped_at_epoch is None]
     return (
         f"Successive halving: every config first trained {rung} epoch of its own schedule; "
         f"{', '.join(e.name for e in stopped)} stopped there, and "

@@ -32,7 +32,6 @@ from sentiment_lora.paths import PREDICTIONS_FILE, PROB_PREFIX  # noqa: E402
 from sentiment_lora.reporting import format as fmt  # noqa: E402
 from sentiment_lora.reporting.results import RunSummary  # noqa: E402
 from sentiment_lora.reporting.trend import Trend, build_trend  # noqa: E402
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO  # noqa: E402
 
 P = ParamSpec("P")
 DPI = 150
@@ -119,8 +118,8 @@ def plot_hyperparameter_comparison(summary: RunSummary, *, out_dir: Path) -> str
     experiments = summary.hyperparameter_experiments
     names = [e.name for e in experiments]
     series = [
-        ("validation accuracy", [e.validation_metrics.get(ACCURACY) for e in experiments]),
-        ("validation macro-F1", [e.validation_metrics.get(F1_MACRO) for e in experiments]),
+        ("validation accuracy", [e.training.validation_metrics.accuracy for e in experiments]),
+        ("validation macro-F1", [e.training.validation_metrics.f1_macro for e in experiments]),
         ("test accuracy", [e.test_metrics.accuracy for e in experiments]),
     ]
     x = np.arange(len(names))
@@ -155,9 +154,10 @@ def plot_hyperparameter_comparison(summary: RunSummary, *, out_dir: Path) -> str
 def plot_training_curves(summary: RunSummary, *, out_dir: Path) -> str:
     """Train loss and validation macro-F1 per epoch, one line per config."""
     fig, (loss_ax, f1_ax) = plt.subplots(1, 2, figsize=(FULL_WIDTH, 2.9))
-    trained = [e for e in summary.hyperparameter_experiments if e.history]  # not an ensemble
+    experiments = summary.hyperparameter_experiments
+    trained = [e for e in experiments if e.training.history]  # an ensemble has no history
     for i, experiment in enumerate(trained):
-        history = experiment.history
+        history = experiment.training.history
         epochs = [h.epoch for h in history]
         style = _style(i)
         loss = [np.nan if h.train_loss is None else h.train_loss for h in history]

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sentiment_lora.config import Backend, DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.errors import UserError
@@ -30,8 +30,13 @@ from sentiment_lora.operations.ledger import LedgerRecord
 from sentiment_lora.paths import RESULTS_FILE
 from sentiment_lora.reporting.environment import EnvironmentInfo
 from sentiment_lora.training.data import PreparedData
-from sentiment_lora.training.evaluation import Evaluation, EvaluationMetrics
-from sentiment_lora.training.lora import EpochRecord, TrainingResult
+from sentiment_lora.training.evaluation import (
+    Evaluation,
+    EvaluationMetrics,
+    HeadlineMetrics,
+    ValidationMetrics,
+)
+from sentiment_lora.training.lora import TrainingResult
 
 MAX_RESULTS_BYTES = 16 * 2**20  # a results file is ~50 KB; its ledger grows ~0.3 KB per run
 MAX_JSON_DEPTH = 64  # a results file nests ~10 levels; json.loads recurses once per level
@@ -56,34 +61,48 @@ class DataSummary(_Part):
     config: DataConfig
 
 
-class HeadlineMetrics(_Part):
-    """A config's test accuracy and macro-F1."""
-
-    accuracy: float
-    f1_macro: float
+# The flat layout of results files before 2026-12-08: the keys that differ from TrainingResult's.
+_FLAT_RENAMED = {
+    "name": "config_name",
+    "config": "hyperparams",
+    "training_seconds": "train_seconds",
+}
+_EXPERIMENT_OWN = ("test_metrics", "test_predict_seconds")
 
 
 class Experiment(_Part):
-    """One grid config: its hyperparameters, training record and metrics."""
+    """One config's training result and its test scores.
 
-    name: str
-    config: LoraHyperparams
-    validation_metrics: dict[str, float]
+    The training part is :class:`TrainingResult` itself, so a new training field reaches the
+    JSON and the report without being declared twice. Files written before this layout (the
+    training fields flat beside the test scores, ``name``/``config``/``training_seconds``)
+    still load: :meth:`_nest_flat_layout` moves them under ``training``.
+    """
+
+    training: TrainingResult
     test_metrics: HeadlineMetrics
-    history: list[EpochRecord]
-    best_epoch: float
-    training_seconds: float
-    train_examples: int
-    examples_per_second: float
-    trainable_parameters: int
-    total_parameters: int
-    target_modules: list[str]
-    device: str
-    precision: str = "fp32"
-    resumed_from_checkpoint: bool
-    stopped_at_epoch: float | None = None  # successive halving stopped it at the first rung
-    members: list[str] = Field(default_factory=list)  # an ensemble candidate's configs
     test_predict_seconds: float | None = None  # wall time of its test-set predictions
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_layout(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "training" in data:
+            return data
+        flat = dict(data)
+        nested = {key: flat.pop(key) for key in _EXPERIMENT_OWN if key in flat}
+        training = {_FLAT_RENAMED.get(key, key): value for key, value in flat.items()}
+        training.setdefault("adapter_dir", "")  # older files did not record where it was saved
+        return {**nested, "training": training}
+
+    @property
+    def name(self) -> str:
+        """The config's name."""
+        return self.training.config_name
+
+    @property
+    def members(self) -> list[str]:
+        """An ensemble candidate's configs (empty for a trained config)."""
+        return self.training.members
 
 
 class BestConfig(_Part):
@@ -92,7 +111,7 @@ class BestConfig(_Part):
     name: str
     selection_rule: str
     config: LoraHyperparams  # an ensemble's: its best member's
-    validation_metrics: dict[str, float]
+    validation_metrics: ValidationMetrics
     members: list[str] = Field(default_factory=list)  # an ensemble candidate's configs
 
 
@@ -153,25 +172,10 @@ class RunSummary(_Part):
 
 def _experiment(result: TrainingResult, test: Evaluation) -> Experiment:
     return Experiment(
-        name=result.config_name,
-        config=result.hyperparams,
-        validation_metrics=result.validation_metrics,
+        training=result,
         test_metrics=HeadlineMetrics(
             accuracy=test.metrics.accuracy, f1_macro=test.metrics.f1_macro
         ),
-        history=result.history,
-        best_epoch=result.best_epoch,
-        training_seconds=result.train_seconds,
-        train_examples=result.train_examples,
-        examples_per_second=result.examples_per_second,
-        trainable_parameters=result.trainable_parameters,
-        total_parameters=result.total_parameters,
-        target_modules=result.target_modules,
-        device=result.device,
-        precision=result.precision,
-        resumed_from_checkpoint=result.resumed_from_checkpoint,
-        stopped_at_epoch=result.stopped_at_epoch,
-        members=result.members,
         test_predict_seconds=test.predict_seconds,
     )
 

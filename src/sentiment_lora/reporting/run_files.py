@@ -60,14 +60,14 @@ def model_card_facts(summary: RunSummary, model_dir: Path) -> ModelCardFacts:
         run_id=summary.run_id,
         base_model=read_model_base(adapter_dir),
         hyperparams=summary.best_config.config,
-        target_modules=tuple(best.target_modules if best else ()),
+        target_modules=tuple(best.training.target_modules if best else ()),
         train_rows=counts.get("train", 0),
         validation_rows=counts.get("validation", 0),
         test_rows=summary.test_metrics.n,
         accuracy=_estimate(summary.test_metrics.accuracy, tests.accuracy if tests else None),
         f1_macro=_estimate(summary.test_metrics.f1_macro, tests.f1_macro if tests else None),
         max_length=summary.training.max_length,
-        precision=best.precision if best else "fp32",
+        precision=best.training.precision if best else "fp32",
         seed=summary.training.seed,
     )
 

@@ -34,7 +34,8 @@ def summary_sentences(summary: RunSummary) -> list[str]:
         method,
         fmt.plural(hp.epochs, "epoch"),
     ]
-    lora_only = all(e.config.method == "lora" for e in summary.hyperparameter_experiments)
+    experiments = summary.hyperparameter_experiments
+    lora_only = all(e.training.hyperparams.method == "lora" for e in experiments)
     if best.members:
         details = [f"the mean probability of {fmt.join(best.members)}"]
     trained_on = (
@@ -44,7 +45,7 @@ def summary_sentences(summary: RunSummary) -> list[str]:
         f"Of {fmt.plural(n_configs, 'LoRA configuration' if lora_only else 'configuration')} "
         f"fine-tuned{trained_on}, "
         f"{best.name} ({', '.join(details)}) was selected for the highest validation "
-        f"macro-F1 ({fmt.num(best.validation_metrics.get('f1_macro'))})."
+        f"macro-F1 ({fmt.num(best.validation_metrics.f1_macro)})."
     )
     test, tests = summary.test_metrics, summary.statistical_tests
     second = (

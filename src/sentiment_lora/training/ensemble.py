@@ -29,7 +29,7 @@ from sentiment_lora.paths import (
     safe_name,
 )
 from sentiment_lora.training.data import sha256_file
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, Evaluation
+from sentiment_lora.training.evaluation import Evaluation, ValidationMetrics
 from sentiment_lora.training.lora import TrainingResult
 from sentiment_lora.training.modeling import DAMAGED_HINT, ModelLoadError, read_json_object
 from sentiment_lora.training.selection import selection_key
@@ -190,11 +190,11 @@ def ensemble_result(
         config_name=ensemble_name(len(members)),
         hyperparams=first.hyperparams,
         adapter_dir=str(model_dir),
-        validation_metrics={
-            ACCURACY: validation.metrics.accuracy,
-            F1_MACRO: validation.metrics.f1_macro,
-            "loss": float(log_loss(validation.labels, validation.prob_positive, labels=[0, 1])),
-        },
+        validation_metrics=ValidationMetrics(
+            accuracy=validation.metrics.accuracy,
+            f1_macro=validation.metrics.f1_macro,
+            loss=float(log_loss(validation.labels, validation.prob_positive, labels=[0, 1])),
+        ),
         history=[],
         best_epoch=first.best_epoch,
         train_seconds=seconds,

@@ -17,6 +17,20 @@ from sentiment_lora.training.data import DECISION_THRESHOLD, LABEL_NAMES
 ACCURACY, F1_MACRO = "accuracy", "f1_macro"
 
 
+class HeadlineMetrics(BaseModel):
+    """Accuracy and macro-F1: what selection ranks by and what the report's tables show."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    accuracy: float
+    f1_macro: float
+
+
+class ValidationMetrics(HeadlineMetrics):
+    """A trained config's validation scores at its kept epoch (and its validation loss)."""
+
+    loss: float | None = None
+
+
 class ClassMetrics(BaseModel):
     """Precision, recall, F1 and support of one class."""
 

@@ -29,7 +29,12 @@ from transformers.trainer_utils import get_last_checkpoint
 from sentiment_lora.config import LoraHyperparams, TrainConfig
 from sentiment_lora.training.data import LABEL_NAMES, PreparedData, read_split
 from sentiment_lora.training.dropout import use_fast_dropout
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO, classification_metrics
+from sentiment_lora.training.evaluation import (
+    ACCURACY,
+    F1_MACRO,
+    ValidationMetrics,
+    classification_metrics,
+)
 from sentiment_lora.training.model_card import ModelCardFacts, write_model_card
 from sentiment_lora.training.modeling import (
     EMBEDDED,
@@ -65,13 +70,15 @@ class EpochRecord(BaseModel):
 
 
 class TrainingResult(BaseModel):
-    """What one config's training produced (small: paths and numbers)."""
+    """What one config's training produced (small: paths and numbers). It is also the
+    training part of each experiment in ``fine_tuning_results.json``, hence ``extra="forbid"``:
+    a misspelt key in a results file is named, not dropped."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
     config_name: str
     hyperparams: LoraHyperparams
     adapter_dir: str  # the saved model: an adapter, or the whole model with method "full"
-    validation_metrics: dict[str, float]
+    validation_metrics: ValidationMetrics
     history: list[EpochRecord]
     best_epoch: float
     train_seconds: float
@@ -330,11 +337,9 @@ def train_lora(
         config_name=hp.name,
         hyperparams=hp,
         adapter_dir=str(model_dir),
-        validation_metrics={
-            ACCURACY: best.eval_accuracy,
-            F1_MACRO: best.eval_f1_macro,
-            "loss": best.eval_loss,
-        },
+        validation_metrics=ValidationMetrics(
+            accuracy=best.eval_accuracy, f1_macro=best.eval_f1_macro, loss=best.eval_loss
+        ),
         history=history,
         best_epoch=best.epoch,
         train_seconds=round(seconds, 2),

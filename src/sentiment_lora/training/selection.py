@@ -1,15 +1,14 @@
 """Which trained config is best: the selection rule, in one place (the pipeline, successive
 halving and the ensemble's members all rank by it)."""
 
-from sentiment_lora.training.evaluation import ACCURACY, F1_MACRO
 from sentiment_lora.training.lora import TrainingResult
 
 
 def selection_key(result: TrainingResult) -> tuple[float, float, int]:
     """Validation macro-F1, then accuracy, then fewer trainable parameters: higher is better."""
     return (
-        result.validation_metrics[F1_MACRO],
-        result.validation_metrics[ACCURACY],
+        result.validation_metrics.f1_macro,
+        result.validation_metrics.accuracy,
         -result.trainable_parameters,
     )
 

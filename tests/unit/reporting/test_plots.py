@@ -38,8 +38,8 @@ def test_hyperparameter_bars_are_the_metrics(figures, summary, tmp_path) -> None
     ax = figures[plots.HYPERPARAMETER_COMPARISON].axes[0]
     heights = [round(bar.get_height(), 6) for bar in ax.patches]
     experiments = summary.hyperparameter_experiments
-    expected = [round(e.validation_metrics["accuracy"], 6) for e in experiments]
-    expected += [round(e.validation_metrics["f1_macro"], 6) for e in experiments]
+    expected = [round(e.training.validation_metrics.accuracy, 6) for e in experiments]
+    expected += [round(e.training.validation_metrics.f1_macro, 6) for e in experiments]
     expected += [round(e.test_metrics.accuracy, 6) for e in experiments]
     assert heights == expected
     labels = [t.get_text() for t in ax.get_xticklabels()]
@@ -53,8 +53,8 @@ def test_training_curves_follow_each_configs_history(figures, summary, tmp_path)
         lines = {line.get_label(): line for line in ax.get_lines()}
         for e in summary.hyperparameter_experiments:
             drawn = lines[e.name]
-            assert list(drawn.get_xdata()) == [h.epoch for h in e.history]
-            assert list(drawn.get_ydata()) == [getattr(h, field) for h in e.history]
+            assert list(drawn.get_xdata()) == [h.epoch for h in e.training.history]
+            assert list(drawn.get_ydata()) == [getattr(h, field) for h in e.training.history]
 
 
 def test_confusion_matrix_shows_counts_and_row_shares(figures, summary, tmp_path) -> None:

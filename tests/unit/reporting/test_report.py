@@ -113,7 +113,7 @@ def test_manager_summary_is_built_from_the_numbers() -> None:
     first, second, third = context["summary_sentences"]
     best = summary.best_config.name
     assert best in first
-    assert f"{summary.best_config.validation_metrics['f1_macro']:.4f}" in first
+    assert f"{summary.best_config.validation_metrics.f1_macro:.4f}" in first
     tests = summary.statistical_tests
     for value, interval in (
         (summary.test_metrics.accuracy, tests.accuracy),

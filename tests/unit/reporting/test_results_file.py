@@ -78,6 +78,33 @@ def test_the_committed_run_loads(tmp_path: Path) -> None:
     assert summary.test_metrics.accuracy == json.loads(GOOD)["test_metrics"]["accuracy"]
 
 
+FLAT = FIXTURE.parent / "results-flat-2026-11-26.json"  # the committed run, as first written
+
+
+def test_a_results_file_from_before_the_nested_layout_loads(tmp_path: Path) -> None:
+    """Until 2026-12-08 each experiment copied the training fields flat beside its test
+    scores; the committed run is that file re-written in today's layout."""
+    old = load_results(_run(tmp_path, FLAT.read_bytes()))
+    raw = json.loads(FLAT.read_text(encoding="utf-8"))["hyperparameter_experiments"]
+    for e, flat in zip(old.hyperparameter_experiments, raw, strict=True):
+        assert e.name == flat["name"] == e.training.hyperparams.name
+        assert e.training.train_seconds == flat["training_seconds"] > 0
+        assert e.training.validation_metrics.model_dump() == flat["validation_metrics"]
+        assert e.training.history[0].eval_accuracy == flat["history"][0]["eval_accuracy"]
+        assert e.test_metrics.accuracy == flat["test_metrics"]["accuracy"]
+        assert e.training.adapter_dir == ""  # not recorded then
+    assert old.hyperparameter_experiments == load_results(FIXTURE).hyperparameter_experiments
+
+
+@pytest.mark.parametrize("layout", ["flat", "nested"])
+def test_a_misspelt_training_key_is_named_in_either_layout(tmp_path: Path, layout: str) -> None:
+    summary = json.loads((FLAT if layout == "flat" else FIXTURE / RESULTS_FILE).read_text())
+    experiment = summary["hyperparameter_experiments"][1]
+    (experiment if layout == "flat" else experiment["training"])["train_secnds"] = 1.0
+    with pytest.raises(RunFileError, match=r"hyperparameter_experiments.1.training.train_secnds"):
+        load_results(_run(tmp_path, json.dumps(summary).encode()))
+
+
 def test_a_huge_file_is_refused(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(results, "MAX_RESULTS_BYTES", 1000)
     run_dir = _run(tmp_path, b"[" + b"0," * 1000 + b"0]")

@@ -25,7 +25,7 @@ from sentiment_lora.training.ensemble import (
     weights_identity,
     write_ensemble,
 )
-from sentiment_lora.training.evaluation import evaluate_probabilities
+from sentiment_lora.training.evaluation import ValidationMetrics, evaluate_probabilities
 from sentiment_lora.training.inference import EnsembleAnalyzer, SentimentAnalyzer, load_analyzer
 from sentiment_lora.training.lora import TrainingResult, train_lora
 from sentiment_lora.training.modeling import ModelLoadError
@@ -100,8 +100,8 @@ def test_it_competes_with_the_configs_under_the_selection_rule(
     )
     result = ensemble_result(members, ensemble_dir, validation)
     assert result.config_name == "ensemble-top2" and result.members == ["slow", "fast"]
-    assert result.validation_metrics["accuracy"] == validation.metrics.accuracy
-    assert result.validation_metrics["loss"] > 0
+    assert result.validation_metrics.accuracy == validation.metrics.accuracy
+    assert result.validation_metrics.loss > 0
     assert result.trainable_parameters == sum(m.trainable_parameters for m in members)
     assert result.train_seconds == pytest.approx(sum(m.train_seconds for m in members))
     assert recorded_hyperparameters(result) == {
@@ -110,7 +110,8 @@ def test_it_competes_with_the_configs_under_the_selection_rule(
     }
 
     def scored(r: TrainingResult, f1: float) -> TrainingResult:
-        return r.model_copy(update={"validation_metrics": {"accuracy": f1, "f1_macro": f1}})
+        metrics = ValidationMetrics(accuracy=f1, f1_macro=f1)
+        return r.model_copy(update={"validation_metrics": metrics})
 
     configs = [scored(members[0], 0.80), scored(members[1], 0.85)]
     assert select_best([*configs, scored(result, 0.86)]).config_name == "ensemble-top2"
@@ -227,16 +228,16 @@ def test_the_report_and_the_card_say_what_it_averages_and_what_it_costs(tmp_path
 
     def add_ensemble(summary: dict) -> None:
         experiments = summary["hyperparameter_experiments"]
-        names.extend(e["name"] for e in experiments[:2])
+        names.extend(e["training"]["config_name"] for e in experiments[:2])
         for e, seconds in zip(experiments[:2], (1.5, 2.0), strict=True):
             e["test_predict_seconds"] = seconds
-        ensemble = {
-            **experiments[0],
-            "name": "ensemble-top2",
+        training = {
+            **experiments[0]["training"],
+            "config_name": "ensemble-top2",
             "members": names,
             "history": [],
-            "test_predict_seconds": 3.6,
         }
+        ensemble = {**experiments[0], "training": training, "test_predict_seconds": 3.6}
         experiments.append(ensemble)
         summary["best_config"].update(name="ensemble-top2", members=names)
 

@@ -297,12 +297,13 @@ def test_the_report_shows_a_full_config_without_lora_settings(tmp_path) -> None:
     run_dir = copy_run(tmp_path / "run")
 
     def make_full(summary: dict) -> None:
-        experiment = summary["hyperparameter_experiments"][0]
-        full = LoraHyperparams(name=experiment["name"], learning_rate=5e-5, epochs=1, method="full")
-        experiment["config"] = full.model_dump(mode="json")
+        experiment = summary["hyperparameter_experiments"][0]["training"]
+        name = experiment["config_name"]
+        full = LoraHyperparams(name=name, learning_rate=5e-5, epochs=1, method="full")
+        experiment["hyperparams"] = full.model_dump(mode="json")
         experiment["target_modules"] = []
-        if summary["best_config"]["name"] == experiment["name"]:
-            summary["best_config"]["config"] = experiment["config"]
+        if summary["best_config"]["name"] == name:
+            summary["best_config"]["config"] = experiment["hyperparams"]
 
     edit_results(run_dir, make_full)
     summary = load_results(run_dir)
