@@ -148,7 +148,7 @@ def sst2_lora_pipeline(
         if diff.drifted:  # here, not in the cached task: a cache hit alerts again
             emit(data_drifted(diff, run_id=run_id, data_dir=data_dir))
         decision = None
-        if options.gate:
+        if options.gate != "off":
             decision = champion_gate(
                 best,
                 best_test,
@@ -162,6 +162,7 @@ def sst2_lora_pipeline(
                 rule=options.gate_rule,
                 margin=options.gate_margin,
                 data_dir=data_dir,
+                dry_run=options.gate == "dry-run",
             )
         ledger = published_run(
             run_id=run_id,

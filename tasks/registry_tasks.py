@@ -17,6 +17,7 @@ from sentiment_lora.deployment.export_check import check_export
 from sentiment_lora.operations.events import champion_changed
 from sentiment_lora.operations.gate import (
     GateDecision,
+    as_dry_run,
     challenge_champion,
     gate_markdown,
     hash_test_set,
@@ -51,10 +52,12 @@ def champion_gate(
     rule: GateRule = "auto",
     margin: float = 0.01,
     data_dir: str | None = None,
+    dry_run: bool = False,
 ) -> GateDecision:
     """Decide whether this run's best model replaces the registry's champion (scored on the
     data directory's holdout too, once it holds enough rows); the decision counts how many
-    gate decisions this test set has served."""
+    gate decisions this test set has served. A ``dry_run`` decides and reports, and promotes
+    nothing."""
     sentences = read_split(prepared.test_path)["sentence"].tolist()
     decision = challenge_champion(
         best_test,
@@ -81,8 +84,9 @@ def champion_gate(
         check = check_export(best.adapter_dir, sentences, best_test.labels, quantize="int8")
         get_run_logger().info("export check: %s", check.reason)
         decision = with_export_check(decision, check)
-    verb = "promoted" if decision.promoted else "kept the champion"
-    get_run_logger().info("champion gate: %s: %s", verb, decision.reason)
+    if dry_run:
+        decision = as_dry_run(decision)
+    get_run_logger().info("champion gate: %s: %s", decision.outcome(), decision.reason)
     create_markdown_artifact(
         key="sst2-champion-gate",
         description=f"Champion/challenger decision for run {run_id}",

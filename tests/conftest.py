@@ -143,9 +143,9 @@ def run_options_in(tmp: Path, **options: object):
     """RunOptions writing reports, artifacts and registry under ``tmp`` (flow tests)."""
     from sentiment_lora.config import RunOptions
 
-    return RunOptions(
-        reports_dir=str(tmp / "reports"),
-        artifacts_dir=str(tmp / "artifacts"),
-        registry_dir=str(tmp / "registry"),
-        **options,
-    )
+    dirs = {
+        "reports_dir": str(tmp / "reports"),
+        "artifacts_dir": str(tmp / "artifacts"),
+        "registry_dir": str(tmp / "registry"),
+    }
+    return RunOptions(**{**dirs, **options})

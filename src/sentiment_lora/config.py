@@ -233,6 +233,7 @@ class StatsConfig(_Frozen):
 
 Backend = Literal["local", "work-pool"]
 GateRule = Literal["auto", "superiority", "non-inferiority"]
+GateMode = Literal["on", "off", "dry-run"]
 
 
 class RunOptions(_Frozen):
@@ -264,8 +265,13 @@ class RunOptions(_Frozen):
             "sst2-train-config deployment run per config (e.g. on the gpu pool)."
         ),
     )
-    gate: bool = Field(
-        True, description="Champion/challenger gate: promote the best model only if it wins."
+    gate: GateMode = Field(
+        "on",
+        description=(
+            "Champion/challenger gate: 'on' promotes the best model only if it wins; 'dry-run' "
+            "takes and reports the decision without promoting; 'off' skips it (true/false "
+            "are read as on/off)."
+        ),
     )
     slice_gate: bool = Field(
         True,
@@ -308,6 +314,12 @@ class RunOptions(_Frozen):
         if not value.strip():
             raise ValueError("must not be empty")
         return value
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate_from_bool(cls, value: object) -> object:
+        """Parameters saved before the dry run existed said true/false."""
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     def absolute(self, base: Path | None = None) -> "RunOptions":
         """A copy with relative directories made absolute (from ``base``, default the cwd)."""

@@ -36,7 +36,7 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
         assert deployment.work_pool_name == "cpu"
         assert deployment.parameters == {
             "profile": "full",
-            "options": {"gate": True, "backend": "work-pool"},
+            "options": {"gate": "on", "backend": "work-pool"},
         }
         # One production run at a time: a run started while one is active is cancelled.
         assert deployment.global_concurrency_limit.limit == 1

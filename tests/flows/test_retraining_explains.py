@@ -18,6 +18,7 @@ from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams
 from sentiment_lora.evidence.data_snapshot import normalize_sentence
 from sentiment_lora.operations.ledger import read_ledger
+from sentiment_lora.operations.registry import read_champion_version
 from sentiment_lora.training.data import read_glue_tsv
 from tests.conftest import run_options_in
 
@@ -47,7 +48,7 @@ def _editions(sst2_dir: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
     return data, second[["sentence", "label"]]
 
 
-def _run(data: Path, tmp: Path) -> Path:
+def _run(data: Path, tmp: Path, **options: object) -> Path:
     state = sst2_lora_pipeline(
         profile="quick",
         data=DataConfig(
@@ -57,7 +58,7 @@ def _run(data: Path, tmp: Path) -> Path:
             max_test_samples=200,
         ),
         grid=ONE,
-        options=run_options_in(tmp),
+        options=run_options_in(tmp, **options),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -71,6 +72,8 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> 
         first = _run(data, tmp_path)
         _write(edited, data / "train.tsv")
         second = _run(data, tmp_path)
+        # The same run as a dry run against an empty registry: it would promote, and does not.
+        dry = _run(data, tmp_path, gate="dry-run", registry_dir=str(tmp_path / "dry-registry"))
 
     summary = json.loads((second / "fine_tuning_results.json").read_text(encoding="utf-8"))
     diff = summary["data_diff"]
@@ -102,3 +105,11 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> 
     assert "Decision:" in text
     assert "Rule: non-inferiority (option auto); margin 0.010 macro-F1; test:" in text
     assert "this test set has now served 1 gate decision." in text
+
+    dry_results = json.loads((dry / "fine_tuning_results.json").read_text(encoding="utf-8"))
+    dry_gate = dry_results["champion"]
+    assert dry_gate["dry_run"] and dry_gate["would_promote"] and not dry_gate["promoted"]
+    assert dry_gate["reason"].startswith("dry run: would promote, because ")
+    assert read_champion_version(tmp_path / "dry-registry") is None  # nothing was promoted
+    assert [r.gate for r in read_ledger(tmp_path / "dry-registry")] == ["dry run"]
+    assert "dry run: would promote" in (dry / "report.html").read_text(encoding="utf-8")

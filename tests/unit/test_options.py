@@ -53,7 +53,14 @@ def test_weekly_deployment_parameters_validate() -> None:
     weekly = _deployment("sst2-weekly-retrain")["parameters"]
     validated = sst2_lora_pipeline.validate_parameters(weekly)
     assert validated["profile"] == "full"
-    assert validated["options"] == RunOptions(gate=True, backend="work-pool")
+    assert validated["options"] == RunOptions(gate="on", backend="work-pool")
+
+
+@pytest.mark.parametrize(("given", "mode"), [(True, "on"), (False, "off"), ("dry-run", "dry-run")])
+def test_gate_parameters_saved_as_booleans_still_validate(given: object, mode: str) -> None:
+    assert RunOptions(gate=given).gate == mode
+    with pytest.raises(ValueError, match="gate"):
+        RunOptions(gate="maybe")
 
 
 def test_every_model_field_is_a_command_line_option() -> None:
@@ -62,7 +69,7 @@ def test_every_model_field_is_a_command_line_option() -> None:
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no description"
     flags = ["--data-dir", "--max-train-samples", "--data-seed", "--train-seed", "--stats-seed"]
-    flags += ["--model", "--precision", "--reports-dir", "--backend", "--no-gate", "--alpha"]
+    flags += ["--model", "--precision", "--reports-dir", "--backend", "--gate", "--alpha"]
     for flag in flags:
         assert flag in help_text
 
@@ -71,7 +78,7 @@ def test_command_line_values_reach_the_models(tmp_path: Path) -> None:
     params = flow_parameters(
         [
             "--profile", "quick", "--data-dir", str(tmp_path), "--max-train-samples", "300",
-            "--train-seed", "7", "--precision", "fp32", "--no-gate", "--alpha", "0.01",
+            "--train-seed", "7", "--precision", "fp32", "--gate", "dry-run", "--alpha", "0.01",
             "--reports-dir", str(tmp_path / "r"), "--data-source", "local",
         ]
     )  # fmt: skip
@@ -79,7 +86,7 @@ def test_command_line_values_reach_the_models(tmp_path: Path) -> None:
     assert (config.data.data_dir, config.data.max_train_samples) == (str(tmp_path), 300)
     assert config.data.max_validation_samples == PROFILE_DATA["quick"]["max_validation_samples"]
     assert (config.train.seed, config.train.precision) == (7, "fp32")
-    assert config.options.gate is False and config.stats.alpha == 0.01
+    assert config.options.gate == "dry-run" and config.stats.alpha == 0.01
     assert config.options.reports_dir == str(tmp_path / "r")
     assert config.options.registry_dir == str(Path.cwd() / "registry")  # made absolute
 

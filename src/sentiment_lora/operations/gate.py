@@ -58,6 +58,14 @@ class GateSummary(BaseModel):
     margin: float | None = None  # the non-inferiority margin in macro-F1
     checks: list[RuleCheck] = []  # the rule on the test set, then non-inferiority on holdout
     test_set_decisions: int | None = None  # gate decisions this test set has served, this one in
+    dry_run: bool = False  # `--gate dry-run`: decided and reported, nothing promoted
+    would_promote: bool | None = None  # a dry run's verdict (``promoted`` stays False)
+
+    def outcome(self) -> str:
+        """The decision in a few words, as the report, the artifact and the log say it."""
+        if self.dry_run:
+            return "dry run: would promote" if self.would_promote else "dry run: would keep"
+        return "promoted to champion" if self.promoted else "the champion was kept"
 
 
 class GateDecision(GateSummary):
@@ -397,6 +405,22 @@ def _with_export_verdict(
     )
 
 
+def as_dry_run(decision: GateDecision) -> GateDecision:
+    """``decision`` taken but not acted on (``--gate dry-run``): ``promoted`` is False, so
+    nothing downstream promotes; ``would_promote`` and the reason say what the gate decided."""
+    verb = "would promote" if decision.promoted else "would keep the champion"
+    reason = f"dry run: {verb}, because {decision.reason}"
+    return decision.model_copy(
+        update={
+            "promoted": False,
+            "dry_run": True,
+            "would_promote": decision.promoted,
+            "reason": reason,
+            "reasons": [reason, *decision.reasons[1:]],
+        }
+    )
+
+
 def gate_markdown(decision: GateSummary) -> str:
     """The decision as a markdown table: challenger against champion."""
     challenger, champion = decision.challenger, decision.champion
@@ -422,7 +446,7 @@ def gate_markdown(decision: GateSummary) -> str:
             cell(champion, num(champion.test_f1_macro) if champion else ""),
         ),
     ]
-    title = "promoted" if decision.promoted else "champion kept"
+    title = decision.outcome()
     table = "\n".join(f"| {name} | {a} | {b} |" for name, a, b in rows)
     return (
         f"# Champion gate: {title}\n\n{decision.reason}\n\n"

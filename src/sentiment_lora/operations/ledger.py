@@ -21,7 +21,7 @@ from sentiment_lora.operations.triggers import Trigger
 LEDGER_FILE = "ledger.jsonl"
 _DAMAGED = "restore the ledger from a backup, or move the line out of it"
 
-GateOutcome = Literal["promoted", "kept", "unchanged", "gate off"]
+GateOutcome = Literal["promoted", "kept", "unchanged", "gate off", "dry run"]
 
 log = logging.getLogger(__name__)
 

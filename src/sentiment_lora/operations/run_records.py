@@ -17,6 +17,8 @@ def gate_outcome(decision: GateSummary | None) -> GateOutcome:
     """The gate's outcome in one word, as the ledger records it."""
     if decision is None:
         return "gate off"
+    if decision.dry_run:
+        return "dry run"
     if decision.promoted:
         return "promoted"
     return "unchanged" if decision.unchanged else "kept"

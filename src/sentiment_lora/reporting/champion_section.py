@@ -100,9 +100,7 @@ def since_champion_context(summary: RunSummary) -> dict[str, Any] | None:
         "champion_run": champion.run_id if champion else None,
         "data": _data_context(diff) if diff else None,
         "slices": _slices_context(gate.slices) if gate and gate.slices else None,
-        "outcome": None
-        if gate is None
-        else ("promoted to champion" if gate.promoted else "the champion was kept"),
+        "outcome": gate.outcome() if gate else None,
         "reasons": [fmt.sentence(r) for r in (gate.reasons or [gate.reason])] if gate else [],
         "facts": decision_facts(gate) if gate and gate.rule else None,
         "checks": [_check_row(c) for c in gate.checks] if gate else [],

@@ -61,7 +61,7 @@ def champion_context(summary: RunSummary) -> dict[str, str] | None:
     if decision is None:
         return None
     return {
-        "outcome": "promoted to champion" if decision.promoted else "the champion was kept",
+        "outcome": decision.outcome(),
         "reason": fmt.sentence(decision.reason),
     }
 

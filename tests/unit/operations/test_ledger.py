@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sentiment_lora.operations.gate import decide
+from sentiment_lora.operations.gate import as_dry_run, decide
 from sentiment_lora.operations.ledger import (
     LedgerError,
     RollbackLedgerRecord,
@@ -131,6 +131,8 @@ def test_gate_outcome_names_every_case() -> None:
     assert gate_outcome(decide(_record("b", {1}), champion, labels=LABELS)) == "promoted"
     assert gate_outcome(decide(_record("b", {1, 2, 3, 4}), champion, labels=LABELS)) == "kept"
     assert gate_outcome(decide(_record("a", {1, 2, 3}), champion, labels=LABELS)) == "unchanged"
+    dry = as_dry_run(decide(_record("b", {1}), champion, labels=LABELS))
+    assert gate_outcome(dry) == "dry run"
 
 
 def test_append_run_record_writes_the_champion_version_after_the_run(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 from sentiment_lora.deployment.export_check import ExportCheck
 from sentiment_lora.operations.gate import (
     HoldoutPredictions,
+    as_dry_run,
     challenge_champion,
     decide,
     gate_markdown,
@@ -83,6 +84,21 @@ def test_same_data_and_significantly_better_is_promoted() -> None:
     )
     assert d.promoted and d.rule == "superiority" and d.reason.startswith("significantly better")
     assert d.checks[0].superiority.pvalue < 0.01  # 10 of 10 discordant pairs: p = 1/1024
+
+
+def test_a_dry_run_decides_like_the_gate_and_promotes_nothing() -> None:
+    champion = _record("a", set(range(10)), data="d1")
+    real = decide(_record("b", set(), data="d1"), champion, labels=LABELS)
+    dry = as_dry_run(real)
+    assert real.promoted and not dry.promoted and dry.dry_run and dry.would_promote
+    assert dry.reason == f"dry run: would promote, because {real.reason}"
+    assert dry.reasons[0] == dry.reason and dry.reasons[1:] == real.reasons[1:]
+    assert (dry.rule, dry.checks) == (real.rule, real.checks)  # the same evidence
+    assert (real.outcome(), dry.outcome()) == ("promoted to champion", "dry run: would promote")
+    assert gate_markdown(dry.summary()).startswith("# Champion gate: dry run: would promote\n")
+    kept = as_dry_run(decide(_record("c", set(range(12)), data="d1"), champion, labels=LABELS))
+    assert not kept.would_promote and kept.outcome() == "dry run: would keep"
+    assert kept.reason.startswith("dry run: would keep the champion, because not significantly")
 
 
 def test_changed_data_within_the_margin_is_promoted_and_beyond_it_kept() -> None:
