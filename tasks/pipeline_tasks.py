@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict
 from sentiment_lora.config import DataConfig, LoraHyperparams, PipelineConfig, TrainConfig
 from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.evidence.data_diff import DataDiff
+from sentiment_lora.operations.data_manifest import DataVersionError, find_version
+from sentiment_lora.operations.data_versions import TRAIN_FILE
 from sentiment_lora.operations.gate import GateDecision
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.operations.run_records import PublishedRun, run_record
@@ -214,6 +216,20 @@ def select_best_config(results: list[TrainingResult]) -> TrainingResult:
     return best
 
 
+def _data_version(prepared: PreparedData) -> str | None:
+    """The recorded version (``data add``) of the train.tsv this run read; None for data that
+    is not versioned. A damaged manifest costs the label, not the finished run."""
+    sha256 = prepared.source_hashes.get(TRAIN_FILE)
+    if sha256 is None or not Path(prepared.source).is_dir():
+        return None
+    try:
+        version = find_version(prepared.source, sha256)
+    except DataVersionError as exc:
+        get_run_logger().warning("data version not recorded in the results: %s", exc)
+        return None
+    return version.version if version else None
+
+
 @task(name="write-results")
 def write_results(
     *,
@@ -254,6 +270,7 @@ def write_results(
         started_at=started_at,
         data_diff=data_diff,
         history=history,
+        data_version=_data_version(prepared),
     )
     reports_dir = Path(config.options.reports_dir)
     evaluations = {run.training.config_name: run.test for run in runs}

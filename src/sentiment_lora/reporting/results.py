@@ -58,6 +58,7 @@ class DataSummary(_Part):
     test_train_overlap: int | None = None
     validation_inside_train: int | None = None  # rows inside a training row (the leak check)
     test_inside_train: int | None = None
+    data_version: str | None = None  # the data directory's recorded version of train.tsv
     config: DataConfig
 
 
@@ -195,11 +196,13 @@ def build_run_summary(
     started_at: datetime | None = None,
     data_diff: DataDiff | None = None,
     history: list[LedgerRecord] | None = None,
+    data_version: str | None = None,
 ) -> RunSummary:
     """The run's summary from the typed results of the pipeline's tasks.
 
     ``results`` pairs every config's training result with its test evaluation; ``history``
-    is the run ledger with this run last.
+    is the run ledger with this run last; ``data_version`` the data directory's recorded
+    version whose ``train.tsv`` this run read, if any.
     """
     tests = {training.config_name: test for training, test in results}
     return RunSummary(
@@ -215,6 +218,7 @@ def build_run_summary(
             test_train_overlap=prepared.test_train_overlap,
             validation_inside_train=prepared.validation_inside_train,
             test_inside_train=prepared.test_inside_train,
+            data_version=data_version,
             config=config.data,
         ),
         training=config.train,

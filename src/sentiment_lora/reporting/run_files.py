@@ -69,6 +69,9 @@ def model_card_facts(summary: RunSummary, model_dir: Path) -> ModelCardFacts:
         max_length=summary.training.max_length,
         precision=best.training.precision if best else "fp32",
         seed=summary.training.seed,
+        data_source=summary.data.source,
+        data_version=summary.data.data_version,
+        data_hashes=summary.data.source_hashes,
     )
 
 

@@ -323,6 +323,8 @@ def train_lora(
         max_length=train.max_length,
         precision=precision,
         seed=train.seed,
+        data_source=prepared.source,
+        data_hashes=prepared.source_hashes,
     )
     if hp.method == "full":
         full_metadata = {**metadata, "base": base.model_dump()}

@@ -30,6 +30,13 @@ SST2_DESCRIPTION = (
     "Training and validation rows come from GLUE's train split (validation held out, "
     "stratified); the test rows are GLUE's validation split, whose test labels are not public."
 )
+# GLUE SST-2 as published (the shared copy's README lists the same sums): a train.tsv with
+# these bytes, or the hub's glue/sst2, is GLUE's data; anything else is the user's own.
+GLUE_SST2_SHA256 = {
+    "train.tsv": "48eac26399f8456935f81dd9e3a745c1430adb6c62e233ccfe22db4a0d15d1d1",
+    "dev.tsv": "54a9c12c77e402fc14d6a66a506f24d999f596b0176eb777c972cccc2f9cc4b0",
+}
+HUB_SOURCE = "hub"
 _METRIC_TITLES = {"accuracy": "Accuracy", "f1": "Macro-F1"}
 # Licenses of bases whose license is known; other bases leave the field out.
 KNOWN_LICENSES: dict[str, str] = {
@@ -76,6 +83,11 @@ class ModelCardFacts(_Frozen):
     accuracy: MetricEstimate | None = Field(None, description="Test accuracy.")
     f1_macro: MetricEstimate | None = Field(None, description="Test macro-F1.")
     dataset: str = Field(SST2_DESCRIPTION, min_length=1, description="What the data is.")
+    data_source: str | None = Field(None, description="The data directory, or 'hub'.")
+    data_version: str | None = Field(None, description="Its recorded version (`data add`).")
+    data_hashes: dict[str, str] = Field(
+        default_factory=dict, description="SHA-256 of each source file (train.tsv, dev.tsv)."
+    )
     max_length: int = Field(..., ge=1, description="Tokens kept per sentence.")
     precision: Literal["fp32", "bf16"] = Field(..., description="Training precision.")
     seed: int = Field(..., description="Seed of initialisation and data order.")
@@ -91,6 +103,16 @@ class ModelCardFacts(_Frozen):
         if self.is_lora and not self.members and not self.target_modules:
             raise ValueError("target_modules: a LoRA adapter has at least one")
         return self
+
+    @property
+    def is_glue(self) -> bool:
+        """True when the data is GLUE SST-2 as published: the hub's, or files with its bytes.
+        Unknown data (no hashes recorded) is not claimed to be GLUE."""
+        if self.data_source == HUB_SOURCE:
+            return True
+        return bool(self.data_hashes) and all(
+            self.data_hashes.get(name) == digest for name, digest in GLUE_SST2_SHA256.items()
+        )
 
     @property
     def is_lora(self) -> bool:
@@ -118,7 +140,8 @@ def _front_matter(facts: ModelCardFacts) -> dict:
     meta["tags"] = ["lora"] * facts.is_lora + ["sentiment-analysis", "sentiment-lora"]
     if lineage:
         meta["base_model"] = lineage
-    meta["datasets"] = ["glue"]
+    if facts.is_glue:  # user data (added rows, another file) is not GLUE's dataset
+        meta["datasets"] = ["glue"]
     metrics = _metrics(facts)
     if metrics:
         meta["metrics"] = [key for key, _ in metrics]
@@ -128,18 +151,43 @@ def _front_matter(facts: ModelCardFacts) -> dict:
                 "results": [
                     {
                         "task": {"type": "text-classification", "name": "Sentiment analysis"},
-                        "dataset": {
-                            "name": "GLUE SST-2",
-                            "type": "glue",
-                            "config": "sst2",
-                            "split": "validation",
-                        },
+                        "dataset": _index_dataset(facts),
                         "metrics": [_metric_entry(key, m) for key, m in metrics],
                     }
                 ],
             }
         ]
     return meta
+
+
+def _index_dataset(facts: ModelCardFacts) -> dict[str, str]:
+    """The model-index's dataset: GLUE's validation split, or the user's test file."""
+    if facts.is_glue:
+        return {"name": "GLUE SST-2", "type": "glue", "config": "sst2", "split": "validation"}
+    return {"name": f"SST-2 format, {_data_name(facts)}", "type": "tsv", "split": "test"}
+
+
+def _data_name(facts: ModelCardFacts) -> str:
+    """The data in a few words: its directory and recorded version."""
+    where = f"`{facts.data_source}`" if facts.data_source else "a data directory"
+    return f"{where}, version {facts.data_version}" if facts.data_version else where
+
+
+def _data_lines(facts: ModelCardFacts) -> list[str]:
+    """Where the data came from: GLUE or the user's, its version and the files' hashes."""
+    if facts.data_source == HUB_SOURCE:
+        origin = "GLUE SST-2 from the Hugging Face hub (`glue`, `sst2`)."
+    elif facts.is_glue:
+        origin = f"GLUE SST-2 as published, read from {_data_name(facts)}."
+    elif facts.data_hashes:
+        origin = (
+            f"{_data_name(facts)}: not GLUE SST-2 as published (rows were added or changed), "
+            "so the GLUE description below applies only to the rows it started from."
+        )
+    else:
+        origin = "not recorded."
+    sums = [f"`{name}` sha256 `{digest}`" for name, digest in sorted(facts.data_hashes.items())]
+    return [f"Source: {origin}", *([f"Files: {'; '.join(sums)}."] if sums else [])]
 
 
 def _metrics(facts: ModelCardFacts) -> list[tuple[str, MetricEstimate]]:
@@ -217,6 +265,8 @@ def _training_section(facts: ModelCardFacts) -> list[str]:
         *(f"| {k} | {v} |" for k, v in rows),
         "",
         f"Data: {facts.dataset}",
+        "",
+        *_data_lines(facts),
         "",
         "| split | rows | source |",
         "| --- | --- | --- |",

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from sentiment_lora.config import LoraHyperparams
 from sentiment_lora.training.model_card import (
     CARD_FILE,
+    GLUE_SST2_SHA256,
     MetricEstimate,
     ModelCardFacts,
     render_model_card,
@@ -45,6 +46,8 @@ def _facts(**overrides) -> ModelCardFacts:
         max_length=128,
         precision="bf16",
         seed=42,
+        data_source="/data/sst2",
+        data_hashes=GLUE_SST2_SHA256,
     )
     return ModelCardFacts(**{**values, **overrides})
 
@@ -117,6 +120,30 @@ def test_card_without_metrics_points_to_the_report() -> None:
         assert section in card
 
 
+def test_the_card_names_its_real_data() -> None:
+    glue = render_model_card(_full())
+    assert _front_matter(glue)["datasets"] == ["glue"]
+    assert "GLUE SST-2 as published, read from `/data/sst2`." in glue
+    assert GLUE_SST2_SHA256["train.tsv"] in glue
+    # Rows added with `data add`: another train.tsv, recorded as a version.
+    added = {**GLUE_SST2_SHA256, "train.tsv": "f" * 64}
+    live = _full().model_copy(
+        update={"data_source": "/data/sst2-live", "data_version": "v0003", "data_hashes": added}
+    )
+    card = render_model_card(live)
+    meta = _front_matter(card)
+    assert "datasets" not in meta
+    (result,) = meta["model-index"][0]["results"]
+    assert result["dataset"]["name"] == "SST-2 format, `/data/sst2-live`, version v0003"
+    assert result["dataset"]["type"] != "glue"
+    assert "`/data/sst2-live`, version v0003: not GLUE SST-2 as published" in card
+    assert f"`train.tsv` sha256 `{'f' * 64}`" in card
+    hub = render_model_card(_facts(data_source="hub", data_hashes={"hub": "glue/sst2"}))
+    assert _front_matter(hub)["datasets"] == ["glue"] and "Hugging Face hub" in hub
+    unknown = render_model_card(_facts(data_source=None, data_hashes={}))
+    assert "datasets" not in _front_matter(unknown) and "Source: not recorded." in unknown
+
+
 def test_hub_and_local_bases() -> None:
     hub = render_model_card(
         _facts(base_model=BaseReference(name_or_path="distilbert-base-uncased"))
@@ -147,3 +174,21 @@ def test_inconsistent_facts_are_refused() -> None:
         MetricEstimate(value=0.9, interval=(0.91, 0.95), confidence=0.95)
     with pytest.raises(ValidationError, match="test_rows"):
         _facts(test_rows=None, accuracy=MetricEstimate(value=0.9))
+
+
+def test_a_runs_card_names_the_data_version_it_trained_on(tmp_path: Path) -> None:
+    from sentiment_lora.reporting.results import load_results
+    from sentiment_lora.reporting.run_files import model_card_facts
+
+    summary = load_results(Path(__file__).resolve().parents[2] / "fixtures" / "run")
+    hashes = {**summary.data.source_hashes, "train.tsv": "e" * 64}
+    data = summary.data.model_copy(
+        update={"source": "/srv/sst2-live", "data_version": "v0004", "source_hashes": hashes}
+    )
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "adapter_config.json").write_text('{"base_model_name_or_path": "some/base"}')
+    facts = model_card_facts(summary.model_copy(update={"data": data}), model_dir)
+    assert (facts.data_source, facts.data_version) == ("/srv/sst2-live", "v0004")
+    assert not facts.is_glue and "`/srv/sst2-live`, version v0004" in render_model_card(facts)
+    assert model_card_facts(summary, model_dir).is_glue  # the committed run read GLUE's files
