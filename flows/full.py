@@ -36,7 +36,7 @@ from sentiment_lora.config import (
 )
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.evidence.collect import Evidence
-from sentiment_lora.operations.events import data_drifted
+from sentiment_lora.operations.events import champion_kept, data_drifted
 from sentiment_lora.option_docs import PIPELINE_GROUPS, PIPELINE_RENAMES
 from sentiment_lora.operations.preflight import preflight
 from sentiment_lora.operations.registry import champion_data_snapshot
@@ -63,7 +63,7 @@ from tasks.pipeline_tasks import (
 )
 from tasks.pool_tasks import train_on_pool
 from tasks.events import emit
-from tasks.lineage_tasks import data_diff, snapshot_data_fresh
+from tasks.lineage_tasks import data_diff, publish_data_diff, snapshot_data_fresh
 from tasks.locking import registry_guard
 from tasks.registry_tasks import (
     champion_gate,
@@ -145,7 +145,8 @@ def sst2_lora_pipeline(
             _champion_snapshot(options.registry_dir),
             config.stats.alpha,
         )
-        if diff.drifted:  # here, not in the cached task: a cache hit alerts again
+        publish_data_diff(diff)  # the artifact and the alert, here: a cache hit says it again
+        if diff.drifted:
             emit(data_drifted(diff, run_id=run_id, data_dir=data_dir))
         decision = None
         if options.gate != "off":
@@ -189,7 +190,9 @@ def sst2_lora_pipeline(
         )
         if decision is not None and decision.promoted:
             promote_champion(decision, run_dir, options.registry_dir, best)
-        record_run(options.registry_dir, ledger)
+        record = record_run(options.registry_dir, ledger)
+        if decision is not None and not decision.promoted:  # a gated run ends in one event
+            emit(champion_kept(decision, outcome=record.gate, registry_dir=options.registry_dir))
     return run_dir
 
 

@@ -52,6 +52,14 @@ def data_diff(
         current=read_snapshot(snapshot),
         alpha=alpha,
     )
+    return diff
+
+
+@task(name="publish-data-diff")
+def publish_data_diff(diff: DataDiff) -> None:
+    """The ``sst2-data-drift`` artifact and the log lines of ``diff``: every run, also when
+    ``data_diff`` came from the cache (an artifact made inside a cached task is not made
+    again)."""
     create_markdown_artifact(
         key="sst2-data-drift",
         description="What changed in the data since the champion, and whether it drifted",
@@ -60,7 +68,6 @@ def data_diff(
     logger = get_run_logger()
     for line in diff.summary:
         logger.info("data: %s", line)
-    return diff
 
 
 def snapshot_data_fresh(prepared: PreparedData, data_dir: str | None, workdir: str) -> str:

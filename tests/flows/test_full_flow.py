@@ -13,6 +13,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams, TrainConfig
+from sentiment_lora.operations.events import CHAMPION_KEPT, CHAMPION_PROMOTED
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.reporting.results import load_results, results_schema
 from sentiment_lora.training.inference import SentimentAnalyzer
@@ -31,11 +32,13 @@ def harness():
 
 
 def _task_states(flow_run_id) -> dict[str, str]:
+    """Each task run's state by name, and under ``"artifacts"`` the run's artifact keys."""
+    of_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    return {run.name: run.state.name for run in runs}
+        runs = client.read_task_runs(flow_run_filter=of_run)
+        artifacts = client.read_artifacts(flow_run_filter=of_run)
+    states = {run.name: run.state.name for run in runs}
+    return {**states, "artifacts": " ".join(sorted({a.key for a in artifacts if a.key}))}
 
 
 def _run(tmp: Path, sst2_dir: Path, grid: list[LoraHyperparams], *, export_check: bool = False):
@@ -56,6 +59,11 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     harness, sst2_dir, tmp_path, monkeypatch
 ) -> None:
     secret = "hf_SECRETtoken0123456789"
+    sent: list[tuple[str, dict]] = []  # every event the pipeline emits, as Prefect gets it
+    monkeypatch.setattr(
+        "tasks.events.emit_event",
+        lambda *, event, resource, payload: sent.append((event, payload)),
+    )
     for name in ("HF_TOKEN", "PREFECT_API_KEY", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, secret)
     run_dir, states = _run(tmp_path, sst2_dir, GRID, export_check=True)
@@ -185,16 +193,28 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     analyzer = SentimentAnalyzer.load(run_dir / "model")
     preds = analyzer.predict(["a gorgeous , witty , seductive movie .", "a dull , lifeless mess ."])
     assert [p.label for p in preds] == ["positive", "negative"]
+    states.pop("artifacts")
     assert all(state == "Completed" for state in states.values())
+    assert [name for name, _ in sent] == [CHAMPION_PROMOTED]  # the first run: no champion yet
 
     # Second identical run: every data, training and evaluation task comes from the cache.
     run_dir2, states2 = _run(tmp_path, sst2_dir, GRID)
     assert run_dir2 != run_dir
+    assert "sst2-data-drift" in states2.pop("artifacts")
+    assert [name for name, _ in sent[1:]] == [CHAMPION_KEPT]  # every gated run ends in one event
+    assert (sent[1][1]["outcome"], sent[1][1]["champion_run_id"]) == ("unchanged", run_dir.name)
     cached = {
         name: state
         for name, state in states2.items()
         if not name.startswith(
-            ("select-best", "write-results", "champion-gate", "run-trigger", "record-run")
+            (
+                "select-best",
+                "write-results",
+                "champion-gate",
+                "run-trigger",
+                "record-run",
+                "publish-data-diff",
+            )
         )
         and not name.startswith("data-diff")  # the champion is new: this run has one to diff
     }
@@ -211,6 +231,10 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     # Changing one config's learning rate retrains (and re-evaluates) only that config.
     changed = [GRID[0], GRID[1].model_copy(update={"learning_rate": 1.5e-3})]
     run_dir3, states3 = _run(tmp_path, sst2_dir, changed)
+    # The data diff came from the cache (same data, same champion); its artifact did not.
+    (diff3,) = [state for name, state in states3.items() if name.startswith("data-diff")]
+    assert diff3 == "Cached" and "sst2-data-drift" in states3["artifacts"]
+    assert len(sent) == 3 and sent[2][0] in (CHAMPION_PROMOTED, CHAMPION_KEPT)
     assert states3["train-lr1e-3-r8-first-rung"] == "Cached"
     assert states3["train-lr2e-3-r4-first-rung"] == "Completed"
     assert states3["evaluate-lr1e-3-r8-first-rung"] == "Cached"

@@ -1,8 +1,8 @@
 """Two runs with train.tsv edited in between: the second report says what changed and why.
 
-The first run becomes champion; then 500 rows are removed, 1,000 added and 100 relabelled in
-train.tsv, and the second run's "Since the champion" section, JSON and trend must show exactly
-that. Small: 300 training rows, one config, a 200-sentence test set.
+The first run becomes champion; then 500 rows are removed, 1,000 positive ones added and 100
+relabelled in train.tsv, and the second run's "Since the champion" section, JSON, trend and
+events must show exactly that. Small: 300 training rows, one config, a 200-sentence test set.
 """
 
 import json
@@ -17,6 +17,7 @@ from pypdf import PdfReader
 from flows.full import sst2_lora_pipeline
 from sentiment_lora.config import DataConfig, LoraHyperparams
 from sentiment_lora.evidence.data_snapshot import normalize_sentence
+from sentiment_lora.operations.events import CHAMPION_KEPT, CHAMPION_PROMOTED, DATA_DRIFT
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.operations.registry import read_champion_version
 from sentiment_lora.training.data import read_glue_tsv
@@ -36,7 +37,8 @@ def _editions(sst2_dir: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
     full["key"] = full["sentence"].map(normalize_sentence)
     unique = full.drop_duplicates("key", keep=False)  # sentences that occur exactly once
     first = unique.iloc[:FIRST_ROWS]
-    fresh = unique.iloc[FIRST_ROWS : FIRST_ROWS + ADDED]
+    rest = unique.iloc[FIRST_ROWS:]
+    fresh = rest[rest["label"] == 1].iloc[:ADDED]  # all positive: the class balance drifts
     kept = first.iloc[REMOVED:].copy()
     flip = kept.index[:RELABELLED]
     kept.loc[flip, "label"] = 1 - kept.loc[flip, "label"]
@@ -66,8 +68,13 @@ def _run(data: Path, tmp: Path, **options: object) -> Path:
 
 
 @pytest.mark.slow
-def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> None:
+def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path, monkeypatch) -> None:
     data, edited = _editions(sst2_dir, tmp_path)
+    sent: list[tuple[str, dict]] = []  # the events the pipeline emits
+    monkeypatch.setattr(
+        "tasks.events.emit_event",
+        lambda *, event, resource, payload: sent.append((event, payload)),
+    )
     with prefect_test_harness(server_startup_timeout=120):
         first = _run(data, tmp_path)
         _write(edited, data / "train.tsv")
@@ -113,3 +120,11 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path) -> 
     assert read_champion_version(tmp_path / "dry-registry") is None  # nothing was promoted
     assert [r.gate for r in read_ledger(tmp_path / "dry-registry")] == ["dry run"]
     assert "dry run: would promote" in (dry / "report.html").read_text(encoding="utf-8")
+
+    # Events: promoted (first run); the edited data drifted, alerted with the second run's id,
+    # which then ended in promoted or kept; the dry run ended in kept ("dry run").
+    names = [name for name, _ in sent]
+    assert diff["drifted"] and names[0] == CHAMPION_PROMOTED
+    assert names[1] == DATA_DRIFT and sent[1][1]["run_id"] == second.name
+    assert names[2] in (CHAMPION_PROMOTED, CHAMPION_KEPT)
+    assert names[3:] == [CHAMPION_KEPT] and sent[3][1]["outcome"] == "dry run"

@@ -23,10 +23,12 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 if TYPE_CHECKING:  # the builders' inputs; imported lazily where they load heavy modules
     from sentiment_lora.evidence.data_diff import DataDiff
     from sentiment_lora.operations.data_versions import DataUpdate
+    from sentiment_lora.operations.gate import GateSummary
     from sentiment_lora.operations.registry import VersionRecord
 
 CHAMPION_PROMOTED = "sentiment-lora.champion.promoted"
 CHAMPION_ROLLED_BACK = "sentiment-lora.champion.rolled-back"
+CHAMPION_KEPT = "sentiment-lora.champion.kept"  # a gated run that promoted nothing
 DATA_UPDATED = "sentiment-lora.data.updated"
 DATA_DRIFT = "sentiment-lora.data.drift"
 DATA_RESOURCE = "sentiment-lora.data"  # the resource id of data events (and the trigger's)
@@ -46,6 +48,18 @@ class ChampionChanged(_Payload):
     config_name: str
     test_accuracy: float
     test_f1_macro: float
+    reason: str
+
+
+class ChampionKept(_Payload):
+    """A gated run ended without promoting: the champion stays (with ``promoted``, every gated
+    run ends in exactly one of the two events, so a digest of the week can count them)."""
+
+    run_id: str
+    outcome: str  # kept, unchanged or dry run (the ledger's word)
+    champion_run_id: str | None  # None: only a dry run can keep "no champion"
+    config_name: str  # the challenger's
+    test_accuracy: float  # the challenger's
     reason: str
 
 
@@ -72,6 +86,7 @@ class DataDrifted(_Payload):
 PAYLOADS: dict[str, type[_Payload]] = {
     CHAMPION_PROMOTED: ChampionChanged,
     CHAMPION_ROLLED_BACK: ChampionChanged,
+    CHAMPION_KEPT: ChampionKept,
     DATA_UPDATED: DataUpdated,
     DATA_DRIFT: DataDrifted,
 }
@@ -116,6 +131,25 @@ def champion_changed(
             test_accuracy=record.test_accuracy,
             test_f1_macro=record.test_f1_macro,
             reason=change.reason,
+        ),
+    )
+
+
+def champion_kept(decision: "GateSummary", *, outcome: str, registry_dir: Path | str) -> Event:
+    """The gate decided for ``decision.challenger``'s run and promoted nothing."""
+    if decision.promoted:
+        raise ValueError("decision: the challenger was promoted; send champion_changed")
+    champion = decision.champion
+    return Event(
+        name=CHAMPION_KEPT,
+        resource=registry_resource(registry_dir),
+        payload=ChampionKept(
+            run_id=decision.challenger.run_id,
+            outcome=outcome,
+            champion_run_id=champion.run_id if champion else None,
+            config_name=decision.challenger.config_name,
+            test_accuracy=decision.challenger.test_accuracy,
+            reason=decision.reason,
         ),
     )
 

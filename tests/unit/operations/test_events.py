@@ -16,6 +16,7 @@ from sentiment_lora.operations.events import (
     DATA_DRIFT,
     PAYLOADS,
     ChampionChanged,
+    ChampionKept,
     DataDrifted,
     DataUpdated,
     Event,
@@ -36,6 +37,10 @@ SAMPLES = {
     ChampionChanged: ChampionChanged(
         run_id="r-1", version="v0002", previous_version="v0001", config_name="all-r16",
         test_accuracy=0.87, test_f1_macro=0.869, reason="non-inferior on test",
+    ),
+    ChampionKept: ChampionKept(
+        run_id="r-2", outcome="kept", champion_run_id="r-1", config_name="all-r16",
+        test_accuracy=0.86, reason="not significantly better than the champion on test",
     ),
     DataUpdated: DataUpdated(
         version="v0002", sha256="a" * 64, rows_added=9, rows_relabelled=0, rows=12,
@@ -106,3 +111,23 @@ def test_the_rest_sender_serialises_the_model(monkeypatch: pytest.MonkeyPatch) -
     assert url == "http://127.0.0.1:4200/api/events"
     assert body["event"] == CHAMPION_PROMOTED and body["payload"] == event.payload_json()
     assert json.loads(json.dumps(body))["payload"]["test_accuracy"] == 0.87
+
+
+def test_champion_kept_is_built_from_a_decision_that_promoted_nothing(tmp_path: Path) -> None:
+    from sentiment_lora.operations.gate import as_dry_run, decide
+    from tests.unit.operations.test_registry import LABELS, _record
+
+    champion = _record("a", set(range(10)), data="d1")
+    kept = decide(_record("b", set(range(12)), data="d1"), champion, labels=LABELS)
+    event = events.champion_kept(kept, outcome="kept", registry_dir=tmp_path)
+    assert event.name == events.CHAMPION_KEPT
+    assert event.resource == events.registry_resource(tmp_path)  # where promotions are sent
+    assert event.payload_json() == {
+        "run_id": "run-b", "outcome": "kept", "champion_run_id": "run-a", "config_name": "b",
+        "test_accuracy": kept.challenger.test_accuracy, "reason": kept.reason,
+    }  # fmt: skip
+    promoted = decide(_record("c", set(), data="d1"), champion, labels=LABELS)
+    with pytest.raises(ValueError, match="promoted"):
+        events.champion_kept(promoted, outcome="promoted", registry_dir=tmp_path)
+    dry = events.champion_kept(as_dry_run(promoted), outcome="dry run", registry_dir=tmp_path)
+    assert dry.payload_json()["reason"].startswith("dry run: would promote")
