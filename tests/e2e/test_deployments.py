@@ -50,6 +50,8 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
 
         train = client.read_deployment_by_name("sst2-train-config/sst2-train-config")
         assert train.work_pool_name == "gpu"
+        # One training run at a time on the gpu pool (scripts/prefect_stack.py, GPU_POOL_LIMIT).
+        assert client.read_work_pool("gpu").concurrency_limit == 1
         full = client.read_deployment_by_name("sst2-lora-pipeline/sst2-full")
         # The UI's run form comes from this schema: every field documented.
         props = full.parameter_openapi_schema["properties"]
