@@ -26,6 +26,7 @@ from pathlib import Path
 
 from sentiment_lora.cli_options import OptionError
 from sentiment_lora.errors import debug_requested, report_input_error
+from sentiment_lora.operations.data_home import DATA_HOME_ENV, data_home, ensure_data_home
 from sentiment_lora.operations.locks import REGISTRY_LIMIT
 from sentiment_lora.reporting.listen import bind, server_options
 
@@ -36,11 +37,17 @@ REPORT_PORT = int(os.environ.get("SENTIMENT_LORA_REPORT_PORT", "8765"))  # the l
 
 
 def stack_env(
-    home: Path, port: int, *, host: str = "127.0.0.1", db_url: str | None = None
+    home: Path,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    db_url: str | None = None,
+    live_data: Path | None = None,
 ) -> dict[str, str]:
     """Environment for the server, the CLI calls and the workers. ``db_url`` (e.g. a
     ``postgresql+asyncpg://`` URL from scripts/postgres.py) becomes the server's database;
-    without it the server keeps SQLite under ``home``."""
+    without it the server keeps SQLite under ``home``. ``live_data`` is the live data
+    directory (default: :func:`data_home`, ``$SENTIMENT_LORA_DATA_HOME`` or data/sst2-live)."""
     env = dict(os.environ)
     if db_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = db_url
@@ -54,6 +61,7 @@ def stack_env(
         PREFECT_WORKER_QUERY_SECONDS=env.get("PREFECT_WORKER_QUERY_SECONDS", "3"),
         SENTIMENT_LORA_ROOT=str(ROOT),
     )
+    env[DATA_HOME_ENV] = str(live_data or data_home(ROOT))  # the weekly data_dir (prefect.yaml)
     return env
 
 
@@ -126,7 +134,11 @@ def start_server(env: dict[str, str]) -> subprocess.Popen:
 
 def deploy(env: dict[str, str], *, gpu_limit: int = GPU_POOL_LIMIT) -> None:
     """Create the process pools (``gpu`` limited to ``gpu_limit`` runs at once) and deploy
-    everything in prefect.yaml (idempotent)."""
+    everything in prefect.yaml (idempotent). The live data directory the weekly deployment
+    trains on is created first, from data/sst2, if it is not there yet."""
+    home = Path(env[DATA_HOME_ENV])
+    if ensure_data_home(home, ROOT / "data" / "sst2"):
+        print(f"live data: created {home} from data/sst2 (data add writes here)")
     for pool in POOLS:
         subprocess.run(
             _prefect("work-pool", "create", pool, "--type", "process", "--overwrite"),

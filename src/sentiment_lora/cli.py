@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentiment_lora.cli_options import ModelOptions
-from sentiment_lora.config import DataConfig, RunOptions
+from sentiment_lora.config import RunOptions
 from sentiment_lora.errors import (
     DEBUG_ENV,
     UserError,
@@ -18,6 +18,12 @@ from sentiment_lora.errors import (
     user_error,
 )
 from sentiment_lora.format_numbers import num
+from sentiment_lora.operations.data_home import (
+    DATA_HOME_ENV,
+    DEFAULT_DATA_HOME,
+    data_home,
+    ensure_data_home,
+)
 from sentiment_lora.operations.events import (
     DATA_UPDATED,
     api_url,
@@ -37,7 +43,6 @@ if TYPE_CHECKING:  # importing it loads pandas and scikit-learn: only `data add`
 # Options shared with the pipeline come from the models' fields (names, defaults, help).
 SERVE_OPTIONS = ModelOptions({"options": RunOptions}, only=("reports_dir", "registry_dir"))
 REGISTRY_OPTIONS = ModelOptions({"options": RunOptions}, only=("registry_dir",))
-DATA_OPTIONS = ModelOptions({"data": DataConfig}, only=("data_dir",))
 
 
 def cmd_fetch_data(args: argparse.Namespace) -> int:
@@ -264,7 +269,7 @@ def cmd_data_add(args: argparse.Namespace) -> int:
     """
     from sentiment_lora.operations.data_versions import add_rows
 
-    data_dir = DATA_OPTIONS.build(args, "data").data_dir
+    data_dir = args.data_dir or str(data_home())
     try:
         update = add_rows(
             data_dir,
@@ -290,6 +295,24 @@ def cmd_data_add(args: argparse.Namespace) -> int:
         return 1
     print(f"sent {DATA_UPDATED} to {url}")
     return 0
+
+
+def cmd_data_init(args: argparse.Namespace) -> int:
+    """Create the live data directory from a read-only copy (nothing if it exists)."""
+    home = Path(args.data_dir) if args.data_dir else data_home()
+    if ensure_data_home(home, Path(args.source)):
+        print(f"{home}: created from {args.source} (train.tsv, dev.tsv); data add writes here")
+    else:
+        print(f"{home}: already there; left as it is")
+    return 0
+
+
+def _data_dir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"the live data directory (default: ${DATA_HOME_ENV}, else {DEFAULT_DATA_HOME})",
+    )
 
 
 def _quiet_libraries() -> None:
@@ -378,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--reason", required=True, help="why (recorded in the ledger)")
     REGISTRY_OPTIONS.add_to(back)
     back.set_defaults(func=cmd_champion_rollback, uses_models=False)
-    data = sub.add_parser("data", help="the training data: add new labelled rows")
+    data = sub.add_parser("data", help="the live training data: create it, add labelled rows")
     data_actions = data.add_subparsers(dest="action", required=True)
     add = data_actions.add_parser(
         "add",
@@ -390,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add.add_argument("file", metavar="FILE", help="a GLUE TSV file of new labelled rows")
-    DATA_OPTIONS.add_to(add)
+    _data_dir_option(add)
     add.add_argument(
         "--allow-relabel",
         action="store_true",
@@ -411,6 +434,19 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add.set_defaults(func=cmd_data_add, uses_models=False)
+    init = data_actions.add_parser(
+        "init",
+        help="create the live data directory (the one data add writes) from a read-only copy",
+    )
+    init.add_argument(
+        "--from",
+        dest="source",
+        default="data/sst2",
+        metavar="DIR",
+        help="where train.tsv and dev.tsv come from (default: data/sst2)",
+    )
+    _data_dir_option(init)
+    init.set_defaults(func=cmd_data_init, uses_models=False)
     return parser
 
 

@@ -41,7 +41,7 @@ def prefect_stack(tmp_path_factory):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     home = tmp_path_factory.mktemp("prefect-home")
-    env = stack_module.stack_env(home, stack_module.free_port())
+    env = stack_module.stack_env(home, stack_module.free_port(), live_data=home / "sst2-live")
     env.pop("SENTIMENT_LORA_ALERT_WEBHOOK", None)  # never alert a developer's real webhook
     procs = [stack_module.start_server(env)]
     try:

@@ -34,13 +34,19 @@ def test_weekly_schedule_as_the_server_reports_it(prefect_stack) -> None:
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-weekly-retrain")
         assert deployment.work_pool_name == "cpu"
+        # One data home: the schedule trains on the live directory `data add` writes, which
+        # deploying created from data/sst2.
+        live = Path(prefect_stack["SENTIMENT_LORA_DATA_HOME"])
         assert deployment.parameters == {
             "profile": "full",
+            "data": {"data_dir": str(live)},
             "options": {"gate": "on", "backend": "work-pool"},
         }
-        # One production run at a time: a run started while one is active is cancelled.
+        assert (live / "train.tsv").is_file() and not (live / "train.tsv").is_symlink()
+        # One production run at a time: a run started while one is active waits (queued, so
+        # data-triggered runs are never dropped).
         assert deployment.global_concurrency_limit.limit == 1
-        assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+        assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
         # Gate and promotion of every run hold this limit (created by `make deploy`).
         assert client.read_global_concurrency_limit_by_name("sentiment-lora-registry").limit == 1
         (schedule,) = deployment.schedules
@@ -151,14 +157,15 @@ def _automation_runs(client, deployment_id) -> list:
 
 
 def test_adding_rows_starts_exactly_one_run(prefect_stack, sst2_dir: Path, tmp_path: Path) -> None:
-    """Two `sentiment-lora data add` within the trigger's 60 s give one retraining run."""
+    """Three `sentiment-lora data add` within the trigger's 60 s give one retraining run,
+    scheduled to start after the window (debounce), so it reads all three additions."""
     data = tmp_path / "sst2"
     data.mkdir()
     for name in ("train.tsv", "dev.tsv"):  # a writable copy: the shared data is read-only
         (data / name).write_bytes((sst2_dir / name).read_bytes())
     env = {**os.environ, **prefect_stack}
     command = [sys.executable, "-m", "sentiment_lora.cli", "data", "add", "--data-dir", str(data)]
-    for i in range(2):
+    for i in range(3):
         new = write_tsv(tmp_path / f"new{i}.tsv", [f"an end to end sentence number {i}\t{i % 2}"])
         done = subprocess.run(
             [*command, str(new)], env=env, capture_output=True, text=True, timeout=120
@@ -178,4 +185,8 @@ def test_adding_rows_starts_exactly_one_run(prefect_stack, sst2_dir: Path, tmp_p
     assert len(runs) == 1, [r.name for r in runs]
     assert runs[0].parameters["data"]["data_dir"] == str(data.resolve())
     assert runs[0].parameters["profile"] == "full"
-    assert [v.version for v in read_manifest(data).versions] == ["v0001", "v0002", "v0003"]
+    versions = read_manifest(data).versions
+    assert [v.version for v in versions] == ["v0001", "v0002", "v0003", "v0004"]
+    # schedule_after: the run starts a minute after the first event, after the whole burst.
+    delay = (runs[0].expected_start_time - runs[0].created).total_seconds()
+    assert delay >= 55, delay

@@ -1,9 +1,13 @@
 """One configuration path: the flow's parameters, the command line and the profiles agree."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.utilities.templating import apply_values
 
 from flows.full import build_parser, flow_parameters, sst2_lora_pipeline
 from sentiment_lora.cli_options import ModelOptions, OptionError
@@ -15,6 +19,7 @@ from sentiment_lora.config import (
     TrainConfig,
     build_pipeline_config,
 )
+from sentiment_lora.operations.data_home import DATA_HOME_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,11 +54,32 @@ def test_a_form_that_sends_every_default_keeps_the_profiles_caps(tmp_path: Path)
     assert (full.data.max_train_samples, full.data.max_validation_samples) == (500, 1000)
 
 
-def test_weekly_deployment_parameters_validate() -> None:
+def test_weekly_deployment_parameters_validate(tmp_path: Path, monkeypatch) -> None:
     weekly = _deployment("sst2-weekly-retrain")["parameters"]
-    validated = sst2_lora_pipeline.validate_parameters(weekly)
+    # `prefect deploy` fills $SENTIMENT_LORA_DATA_HOME from its environment (`make deploy`).
+    monkeypatch.setenv(DATA_HOME_ENV, str(tmp_path / "live"))
+    rendered = apply_values(weekly, {}, remove_notset=False)
+    validated = sst2_lora_pipeline.validate_parameters(rendered)
     assert validated["profile"] == "full"
+    assert validated["data"].data_dir == str(tmp_path / "live")
     assert validated["options"] == RunOptions(gate="on", backend="work-pool")
+
+
+def test_the_weekly_trigger_debounces_and_data_runs_queue() -> None:
+    """Checked against Prefect's own models: the trigger's debounce (within plus
+    schedule_after) and a concurrency strategy that queues instead of cancelling."""
+    weekly = _deployment("sst2-weekly-retrain")
+    (trigger,) = [DeploymentEventTrigger.model_validate(t) for t in weekly["triggers"]]
+    assert trigger.within == trigger.schedule_after == timedelta(seconds=60)
+    assert trigger.posture == "Reactive" and trigger.threshold == 1
+    assert trigger.parameters == {
+        "data": {"data_dir": "{{ event.resource['sentiment-lora.data-dir'] }}"}
+    }
+    limit = ConcurrencyOptions.model_validate(
+        {"collision_strategy": weekly["concurrency_limit"]["collision_strategy"]}
+    )
+    assert limit.collision_strategy == ConcurrencyLimitStrategy.ENQUEUE
+    assert weekly["concurrency_limit"]["limit"] == 1
 
 
 @pytest.mark.parametrize(("given", "mode"), [(True, "on"), (False, "off"), ("dry-run", "dry-run")])

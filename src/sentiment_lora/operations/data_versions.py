@@ -129,7 +129,10 @@ def check_data_dir(data_dir: Path | str) -> Path:
     read-only or of the wrong kind (``versions`` a file, the manifest a directory).
     """
     data_dir = Path(data_dir)
-    hint = f"copy it first (cp -rL {data_dir} DEST && chmod -R u+w DEST) and add to the copy"
+    hint = (
+        f"copy it first (`sentiment-lora data init --from {data_dir}` makes the live data "
+        "directory) and add to the copy"
+    )
     real = data_dir.resolve()  # the kernel's reading: links first, then ".."
     if data_dir.is_symlink() or real != Path(os.path.normpath(os.path.abspath(data_dir))):
         raise DataVersionError(
