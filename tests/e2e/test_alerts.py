@@ -138,7 +138,7 @@ def test_every_text_renders_to_json_even_with_quotes() -> None:
     nasty = 'no "such" dir\n\\ <b> & it\'s'
     context = {
         "flow": {"name": "sst2-lora-pipeline"},
-        "flow_run": {"id": "r-1", "name": "n", "state": {"name": "Failed", "message": nasty}},
+        "flow_run": {"id": "r-1", "name": nasty, "state": {"name": "Failed", "message": nasty}},
         "event": {
             "event": "sentiment-lora.champion.promoted",
             "resource": {"name": nasty},
@@ -246,3 +246,30 @@ def test_champion_and_drift_events_post_their_payloads(receiver: Receiver) -> No
     assert "rolled back: version v0007" in text and champion["reason"] in text, text
     text = receiver.wait_for(lambda t: run_id in t and "drift" in t)["text"]
     assert drift["summary"][0] in text and "label_balance on train" in text, text
+
+
+def test_a_run_no_worker_takes_is_alerted_as_late(
+    prefect_stack: dict[str, str], receiver: Receiver, tmp_path: Path
+) -> None:
+    """A run whose queue no worker serves (a paused queue: as a stopped worker leaves it) goes
+    Late; with the alert's window cut to 10 s (Prefect's least), the webhook hears about it."""
+    short = tmp_path / "alerts.yaml"
+    text = alerts.ALERTS_FILE.read_text(encoding="utf-8")
+    assert text.count("within: 600") == 1  # the late alert's window
+    short.write_text(text.replace("within: 600", "within: 10"), encoding="utf-8")  # the least
+    apply({**prefect_stack, ALERTS.webhook.env: receiver.url}, "--file", str(short))
+    with get_client(sync_client=True) as client:
+        queue = client.create_work_queue(name=f"late-{uuid.uuid4().hex[:6]}", work_pool_name="cpu")
+        client.update_work_queue(queue.id, is_paused=True)
+        deployment = client.read_deployment_by_name("sst2-lora-pipeline/sst2-full")
+        run = client.create_flow_run_from_deployment(deployment.id, work_queue_name=queue.name)
+    try:
+        post = receiver.wait_for(lambda t: str(run.id) in t and "has not started" in t, timeout=120)
+        assert "went Late" in post["text"] and "sst2-full" in post["text"], post["text"]
+        with get_client(sync_client=True) as client:
+            assert client.read_flow_run(run.id).state.name == "Late"
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_flow_run(run.id)
+            client.delete_work_queue_by_id(queue.id)
+        apply({**prefect_stack, ALERTS.webhook.env: receiver.url})  # the real windows again
