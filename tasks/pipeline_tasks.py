@@ -18,13 +18,15 @@ from sentiment_lora.evidence.collect import Evidence
 from sentiment_lora.evidence.data_diff import DataDiff
 from sentiment_lora.operations.data_manifest import DataVersionError, find_version
 from sentiment_lora.operations.data_versions import TRAIN_FILE
+from sentiment_lora.operations.disk import dir_bytes, free_bytes
 from sentiment_lora.operations.gate import GateDecision
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.operations.run_records import PublishedRun, run_record
+from sentiment_lora.operations.storage import is_url
 from sentiment_lora.paths import publish_run
 from sentiment_lora.reporting.environment import environment_info
 from sentiment_lora.reporting.render import render_report
-from sentiment_lora.reporting.results import PrefectInfo, build_run_summary
+from sentiment_lora.reporting.results import DiskUse, PrefectInfo, build_run_summary
 from sentiment_lora.reporting.run_files import stage_run, test_predictions_frame
 from sentiment_lora.reporting.sentences import report_links, summary_markdown
 from sentiment_lora.training.data import PreparedData, prepare_sst2
@@ -216,6 +218,18 @@ def select_best_config(results: list[TrainingResult]) -> TrainingResult:
     return best
 
 
+def _disk_use(best: TrainingResult, runs: list[ConfigRun], reports_dir: Path) -> DiskUse:
+    """Bytes of the published model, of every config's saved model, and free on the reports'
+    file system (saved models on a remote artifacts store count 0 here)."""
+    local = [Path(r.training.adapter_dir) for r in runs if not is_url(r.training.adapter_dir)]
+    model = Path(best.adapter_dir)
+    return DiskUse(
+        model_bytes=0 if is_url(best.adapter_dir) else dir_bytes(model),
+        training_bytes=sum(dir_bytes(path) for path in local),
+        free_bytes=free_bytes(reports_dir),
+    )
+
+
 def _data_version(prepared: PreparedData) -> str | None:
     """The recorded version (``data add``) of the train.tsv this run read; None for data that
     is not versioned. A damaged manifest costs the label, not the finished run."""
@@ -271,6 +285,7 @@ def write_results(
         data_diff=data_diff,
         history=history,
         data_version=_data_version(prepared),
+        disk=_disk_use(best, runs, Path(config.options.reports_dir)),
     )
     reports_dir = Path(config.options.reports_dir)
     evaluations = {run.training.config_name: run.test for run in runs}

@@ -18,6 +18,7 @@ from sentiment_lora.errors import (
     user_error,
 )
 from sentiment_lora.format_numbers import num
+from sentiment_lora.gc_command import add_gc_parser
 from sentiment_lora.operations.data_home import (
     DATA_HOME_ENV,
     DEFAULT_DATA_HOME,
@@ -388,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=None, help="output directory (default: beside the model, '-onnx[-int8]')"
     )
     export.set_defaults(func=cmd_export, uses_models=True)
+    add_gc_parser(sub)
     runs = sub.add_parser("runs", help="print the run ledger: every published run and rollback")
     REGISTRY_OPTIONS.add_to(runs)
     runs.set_defaults(func=cmd_runs, uses_models=False)

@@ -107,6 +107,12 @@ def test_pipeline_learns_caches_and_retrains_only_what_changed(
     )
     assert "Successive halving" in (run_dir / "report.html").read_text(encoding="utf-8")
     assert summary["data"]["counts"]["test"] == 872
+    disk = summary["disk"]  # what the run left on disk
+    model_bytes = sum(f.stat().st_size for f in (run_dir / "model").rglob("*") if f.is_file())
+    # (the published card holds the test metrics too: a few KB more than the saved one's)
+    assert abs(disk["model_bytes"] - model_bytes) < 20_000 and model_bytes > 1_000_000
+    assert disk["training_bytes"] >= disk["model_bytes"]
+    assert disk["free_bytes"] > 0
     assert summary["environment"]["data_hashes"]["dev.tsv"].startswith("54a9c12c")
     assert summary["environment"]["packages"]["peft"]
     assert (tmp_path / "reports" / "latest").resolve() == run_dir.resolve()

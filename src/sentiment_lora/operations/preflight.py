@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sentiment_lora.config import PipelineConfig
 from sentiment_lora.errors import UserError
+from sentiment_lora.operations.disk import free_bytes, mib, run_need_bytes, weights_bytes
 from sentiment_lora.operations.storage import is_url
 from sentiment_lora.training.data import check_sst2
 from sentiment_lora.training.modeling import ModelLoadError, model_type_of, resolve_model_source
@@ -62,6 +63,31 @@ def preflight(config: PipelineConfig) -> None:
 _PASSED: set[str] = set()
 
 
+HUB_BASE_BYTES = 500 * 2**20  # a hub model not downloaded yet: assume a base-size encoder
+
+
+def check_disk(config: PipelineConfig, *, free=free_bytes) -> None:
+    """Refuse a run whose expected disk need (:func:`run_need_bytes`) exceeds the free space
+    where it writes its training artifacts and its run directory."""
+    source = resolve_model_source(config.train.model)
+    base = weights_bytes(source) if Path(source).is_dir() else HUB_BASE_BYTES
+    need = run_need_bytes(config, base)
+    options = config.options
+    places = {"reports_dir": options.reports_dir}
+    if not is_url(options.artifacts_dir):
+        places["artifacts_dir"] = options.artifacts_dir
+    for parameter, where in places.items():
+        left = free(where)
+        if left < need:
+            methods = sorted({hp.method for hp in config.grid})
+            raise PreflightError(
+                f"{parameter}: {mib(left)} free on {where}; this run ({len(config.grid)} "
+                f"configs, {'/'.join(methods)}, base model {mib(base)}) needs about "
+                f"{mib(need)}: free some space (sentiment-lora gc) or point {parameter} "
+                "elsewhere"
+            )
+
+
 def _check(config: PipelineConfig) -> None:
     options = config.options
     check_writable_dir(options.reports_dir, parameter="reports_dir")
@@ -70,3 +96,4 @@ def _check(config: PipelineConfig) -> None:
         check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
     check_sst2(config.data)  # parsed and split in memory: about a second for SST-2
     check_model(config.train.model)
+    check_disk(config)

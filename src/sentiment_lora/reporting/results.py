@@ -142,6 +142,14 @@ class Timings(_Part):
     started_at: str | None = None
 
 
+class DiskUse(_Part):
+    """What the run left on disk, in bytes, and what was free when its results were written."""
+
+    model_bytes: int  # the published model (reports/<run-id>/model)
+    training_bytes: int  # every config's saved model in the artifacts cache (local ones)
+    free_bytes: int  # on the reports directory's file system
+
+
 class RunSummary(_Part):
     """Everything one run found: ``fine_tuning_results.json``."""
 
@@ -165,6 +173,7 @@ class RunSummary(_Part):
     champion: GateSummary | None = None
     data_diff: DataDiff | None = None  # this run's data against the champion's
     history: list[LedgerRecord] = Field(default_factory=list)  # the ledger, this run last
+    disk: DiskUse | None = None
 
     def experiment(self, name: str) -> Experiment | None:
         """The experiment called ``name``, if any."""
@@ -197,6 +206,7 @@ def build_run_summary(
     data_diff: DataDiff | None = None,
     history: list[LedgerRecord] | None = None,
     data_version: str | None = None,
+    disk: DiskUse | None = None,
 ) -> RunSummary:
     """The run's summary from the typed results of the pipeline's tasks.
 
@@ -249,6 +259,7 @@ def build_run_summary(
         champion=decision.summary() if decision is not None else None,
         data_diff=data_diff,
         history=history or [],
+        disk=disk,
     )
 
 

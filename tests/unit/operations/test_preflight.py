@@ -161,3 +161,38 @@ def test_flow_script_runs_from_any_directory(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: --max-train-samples: Input should be greater than or equal to 1 (got 0)"
     ]
+
+
+def test_a_run_that_would_fill_the_disk_is_refused_naming_the_place(
+    tmp_path: Path, sst2_dir: Path
+) -> None:
+    from sentiment_lora.config import LoraHyperparams
+    from sentiment_lora.operations.disk import run_need_bytes, weights_bytes
+    from sentiment_lora.operations.preflight import check_disk
+    from sentiment_lora.training.modeling import resolve_model_source
+
+    config = _config(tmp_path, sst2_dir)
+    base = weights_bytes(resolve_model_source("embedded"))
+    assert base > 50 * 2**20  # MiniLM's fp32 weights
+    need = run_need_bytes(config, base)
+    check_disk(config, free=lambda where: need)  # exactly enough
+    with pytest.raises(PreflightError, match=r"^reports_dir: 1 MiB free on .*needs about") as e:
+        check_disk(config, free=lambda where: 2**20)
+    assert "2 configs, lora" in str(e.value) and "sentiment-lora gc" in str(e.value)
+    artifacts_only = lambda where: 2**20 if "artifacts" in str(where) else need  # noqa: E731
+    with pytest.raises(PreflightError, match=r"^artifacts_dir: 1 MiB free"):
+        check_disk(config, free=artifacts_only)
+    # Full fine-tuning writes whole models and their optimiser states: much more.
+    full = config.model_copy(
+        update={"grid": [LoraHyperparams(name="f", learning_rate=5e-5, epochs=1, method="full")]}
+    )
+    assert run_need_bytes(full, base) > 6 * base > need
+
+
+def test_dir_bytes_counts_files_not_links(tmp_path: Path) -> None:
+    from sentiment_lora.operations.disk import dir_bytes
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.bin").write_bytes(b"0" * 1000)
+    (tmp_path / "a" / "link").symlink_to(tmp_path / "a" / "x.bin")
+    assert dir_bytes(tmp_path) == 1000 and dir_bytes(tmp_path / "missing") == 0
