@@ -36,6 +36,7 @@ from sentiment_lora.config import (
 )
 from sentiment_lora.errors import DEBUG_ENV, UserError, debug_requested, report_input_error
 from sentiment_lora.evidence.collect import Evidence
+from sentiment_lora.operations.data_checkout import with_data_version
 from sentiment_lora.operations.events import champion_kept, data_drifted
 from sentiment_lora.option_docs import PIPELINE_GROUPS, PIPELINE_RENAMES
 from sentiment_lora.operations.preflight import preflight
@@ -116,6 +117,7 @@ def sst2_lora_pipeline(
     preflight(config)  # writable dirs, data files, model: before any expensive work
     options = config.options
     workdir = str(local_root(options.artifacts_dir))  # a URL root is mirrored locally
+    config = with_data_version(config, workdir)  # --data-version: a recorded version's files
     prepared = prepare_data_fresh(config.data, workdir)
     data_dir = str(resolve_path(config.data.data_dir)) if config.data.source == "local" else None
     snapshot = snapshot_data_fresh(prepared, data_dir, workdir)

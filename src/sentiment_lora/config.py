@@ -28,6 +28,14 @@ class DataConfig(_Frozen):
         description="'local': GLUE-format TSV files in data_dir; 'hub': glue/sst2 via `datasets`.",
     )
     data_dir: str = Field("data/sst2", description="Directory holding train.tsv and dev.tsv.")
+    data_version: str | None = Field(
+        None,
+        pattern=r"^v\d{4,}$",
+        description=(
+            "Train on this recorded version (vNNNN, from `data add`'s manifest) of data_dir's "
+            "train.tsv and holdout.tsv instead of the current files: a past run reproduced."
+        ),
+    )
     min_words: int = Field(
         3, ge=0, description="Drop training rows with fewer words than this (train only)."
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sentiment_lora.config import PipelineConfig
 from sentiment_lora.errors import UserError
+from sentiment_lora.operations.data_checkout import recorded_version
 from sentiment_lora.operations.disk import free_bytes, mib, run_need_bytes, weights_bytes
 from sentiment_lora.operations.storage import is_url
 from sentiment_lora.training.data import check_sst2
@@ -94,6 +95,10 @@ def _check(config: PipelineConfig) -> None:
     check_writable_dir(options.registry_dir, parameter="registry_dir")  # the ledger, at least
     if not is_url(options.artifacts_dir):
         check_writable_dir(options.artifacts_dir, parameter="artifacts_dir")
+    if config.data.data_version is not None:
+        if config.data.source != "local":
+            raise PreflightError("data_version: only local data directories have versions")
+        recorded_version(config.data.data_dir, config.data.data_version)
     check_sst2(config.data)  # parsed and split in memory: about a second for SST-2
     check_model(config.train.model)
     check_disk(config)
