@@ -150,6 +150,7 @@ def published_run(
         test_accuracy=best_test.metrics.accuracy,
         test_f1_macro=best_test.metrics.f1_macro,
         test_set_hash=hash_test_set(sentences, best_test.labels),
+        train_sha256=prepared.source_hashes.get("train.tsv"),
         decision=decision.summary() if decision is not None else None,
     )
 

@@ -19,6 +19,7 @@ from sentiment_lora.errors import (
 )
 from sentiment_lora.format_numbers import num
 from sentiment_lora.gc_command import add_gc_parser
+from sentiment_lora.lineage_command import add_lineage_parser
 from sentiment_lora.operations.data_home import (
     DATA_HOME_ENV,
     DEFAULT_DATA_HOME,
@@ -390,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.set_defaults(func=cmd_export, uses_models=True)
     add_gc_parser(sub)
+    add_lineage_parser(sub)
     runs = sub.add_parser("runs", help="print the run ledger: every published run and rollback")
     REGISTRY_OPTIONS.add_to(runs)
     runs.set_defaults(func=cmd_runs, uses_models=False)

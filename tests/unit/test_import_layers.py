@@ -6,7 +6,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "sentiment_lora"
 # Lowest first: a wing may import the foundations and the wings before it, never one after it.
 WINGS = ["training", "evidence", "deployment", "operations", "reporting"]
-ENTRY_POINTS = {"cli", "predict_command", "gc_command"}  # the commands: they may import any wing
+ENTRY_POINTS = {
+    "cli",
+    "predict_command",
+    "gc_command",
+    "lineage_command",
+}  # the commands: they may import any wing
 
 
 def _imported_wings(path: Path) -> set[str]:

@@ -47,6 +47,7 @@ class RunFacts(BaseModel):
     test_accuracy: float
     test_f1_macro: float
     test_set_hash: str | None = None  # the test set it was scored on (None: older records)
+    train_sha256: str | None = None  # the train.tsv it read (None: older records)
 
 
 class RunLedgerRecord(RunFacts):
