@@ -19,10 +19,8 @@ from sentiment_lora.errors import (
 )
 from sentiment_lora.format_numbers import num
 from sentiment_lora.gc_command import add_gc_parser
-from sentiment_lora.lineage_command import add_lineage_parser
+from sentiment_lora.lineage_command import add_data_dir_option, add_lineage_parser
 from sentiment_lora.operations.data_home import (
-    DATA_HOME_ENV,
-    DEFAULT_DATA_HOME,
     data_home,
     ensure_data_home,
 )
@@ -309,14 +307,6 @@ def cmd_data_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help=f"the live data directory (default: ${DATA_HOME_ENV}, else {DEFAULT_DATA_HOME})",
-    )
-
-
 def _quiet_libraries() -> None:
     import warnings
 
@@ -417,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add.add_argument("file", metavar="FILE", help="a GLUE TSV file of new labelled rows")
-    _data_dir_option(add)
+    add_data_dir_option(add)
     add.add_argument(
         "--allow-relabel",
         action="store_true",
@@ -449,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where train.tsv and dev.tsv come from (default: data/sst2)",
     )
-    _data_dir_option(init)
+    add_data_dir_option(init)
     init.set_defaults(func=cmd_data_init, uses_models=False)
     return parser
 

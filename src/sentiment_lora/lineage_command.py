@@ -25,6 +25,15 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, defaulting to the live data directory (``data add``, ``data init`` too)."""
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help=f"the live data directory (default: ${DATA_HOME_ENV}, else {DEFAULT_DATA_HOME})",
+    )
+
+
 def add_lineage_parser(sub: argparse._SubParsersAction) -> None:
     """The ``lineage`` subcommand."""
     lineage = sub.add_parser(
@@ -37,10 +46,6 @@ def add_lineage_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     lineage.add_argument("target", metavar="VERSION|RUN", help="a data version or a run id")
-    lineage.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help=f"the data directory (default: ${DATA_HOME_ENV}, else {DEFAULT_DATA_HOME})",
-    )
+    add_data_dir_option(lineage)
     LINEAGE_OPTIONS.add_to(lineage)
     lineage.set_defaults(func=cmd_lineage, uses_models=False)

@@ -10,32 +10,10 @@ import pandas as pd
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams
 from sentiment_lora.operations.data_versions import add_rows
 from sentiment_lora.paths import PREDICTIONS_FILE, PROB_PREFIX
 from sentiment_lora.training.data import read_glue_tsv
-from tests.conftest import run_options_in
-
-ONE = [LoraHyperparams(name="lr2e-3-r8", learning_rate=2e-3, epochs=1)]
-
-
-def _run(data: Path, tmp: Path, **data_options: object) -> Path:
-    state = sst2_lora_pipeline(
-        profile="quick",
-        data=DataConfig(
-            data_dir=str(data),
-            max_train_samples=300,
-            max_validation_samples=100,
-            max_test_samples=200,
-            **data_options,
-        ),
-        grid=ONE,
-        options=run_options_in(tmp, gate="off"),
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    return Path(state.result())
+from tests.flows.small_run import ONE, small_run
 
 
 def _labels(run_dir: Path) -> pd.Series:
@@ -53,10 +31,11 @@ def test_a_run_is_reproduced_on_its_data_version(sst2_dir: Path, tmp_path: Path)
     new = train.iloc[3000:4000]
     new.to_csv(tmp_path / "new.tsv", sep="\t", index=False, lineterminator="\n")
     with prefect_test_harness(server_startup_timeout=120):
-        original = _run(data, tmp_path / "first")
+        original = small_run(data, tmp_path / "first", gate="off")
         update = add_rows(data, tmp_path / "new.tsv")  # records v0001 (original) and v0002
         assert update.version.version == "v0002" and update.rows_added > 500
-        again = _run(data, tmp_path / "fresh", data_version="v0001")  # a fresh cache
+        version = {"data_version": "v0001"}  # and a fresh cache: tmp_path / "fresh"
+        again = small_run(data, tmp_path / "fresh", data=version, gate="off")
 
     first = json.loads((original / "fine_tuning_results.json").read_text())
     second = json.loads((again / "fine_tuning_results.json").read_text())

@@ -14,16 +14,13 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 from pypdf import PdfReader
 
-from flows.full import sst2_lora_pipeline
-from sentiment_lora.config import DataConfig, LoraHyperparams
 from sentiment_lora.evidence.data_snapshot import normalize_sentence
 from sentiment_lora.operations.events import CHAMPION_KEPT, CHAMPION_PROMOTED, DATA_DRIFT
 from sentiment_lora.operations.ledger import read_ledger
 from sentiment_lora.operations.registry import read_champion_version
 from sentiment_lora.training.data import read_glue_tsv
-from tests.conftest import run_options_in
+from tests.flows.small_run import small_run
 
-ONE = [LoraHyperparams(name="lr2e-3-r8", learning_rate=2e-3, epochs=1)]
 FIRST_ROWS, REMOVED, ADDED, RELABELLED = 3000, 500, 1000, 100
 
 
@@ -50,23 +47,6 @@ def _editions(sst2_dir: Path, tmp: Path) -> tuple[Path, pd.DataFrame]:
     return data, second[["sentence", "label"]]
 
 
-def _run(data: Path, tmp: Path, **options: object) -> Path:
-    state = sst2_lora_pipeline(
-        profile="quick",
-        data=DataConfig(
-            data_dir=str(data),
-            max_train_samples=300,
-            max_validation_samples=100,
-            max_test_samples=200,
-        ),
-        grid=ONE,
-        options=run_options_in(tmp, **options),
-        return_state=True,
-    )
-    assert state.is_completed(), state.message
-    return Path(state.result())
-
-
 @pytest.mark.slow
 def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path, monkeypatch) -> None:
     data, edited = _editions(sst2_dir, tmp_path)
@@ -76,11 +56,11 @@ def test_second_report_explains_what_changed(sst2_dir: Path, tmp_path: Path, mon
         lambda *, event, resource, payload: sent.append((event, payload)),
     )
     with prefect_test_harness(server_startup_timeout=120):
-        first = _run(data, tmp_path)
+        first = small_run(data, tmp_path)
         _write(edited, data / "train.tsv")
-        second = _run(data, tmp_path)
+        second = small_run(data, tmp_path)
         # The same run as a dry run against an empty registry: it would promote, and does not.
-        dry = _run(data, tmp_path, gate="dry-run", registry_dir=str(tmp_path / "dry-registry"))
+        dry = small_run(data, tmp_path, gate="dry-run", registry_dir=str(tmp_path / "dry-registry"))
 
     summary = json.loads((second / "fine_tuning_results.json").read_text(encoding="utf-8"))
     diff = summary["data_diff"]
